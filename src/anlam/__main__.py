@@ -1,0 +1,3 @@
+from anlam.cli import main
+
+main()

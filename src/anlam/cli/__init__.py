@@ -1,0 +1,43 @@
+"""The ``anlam`` command: one typer app; each sub-module adds the commands of one area.
+
+Every command is thin: it parses options, calls the Python API and prints. A user error
+(``AnlamError``) becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from anlam.errors import AnlamError
+
+app = typer.Typer(
+    name="anlam",
+    help="Turkish technical-text embeddings: build, train, evaluate, search, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``app``.
+    from anlam.cli import apps, core, data, evaluate, export, search, serve, train  # noqa: F401
+
+
+def main() -> None:
+    """Console entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING, format="anlam: %(message)s")
+    try:
+        app()
+    except AnlamError as exc:
+        print(f"anlam: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+_register()
