@@ -1,3 +1,38 @@
-"""Commands of one area; see the module docstring of the matching anlam module."""
+"""``anlam eval``: the evaluation suite over one or more models."""
 
-from anlam.cli import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anlam.cli import app
+from anlam.cli.common import print_jsonl, stdout
+
+
+@app.command("eval")
+def eval_command(
+    models: Annotated[list[Path] | None, typer.Argument(help="Model folders; the first is the reference (default: the base).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write report.md, report.json and PNGs here.")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="Your own labelled pairs (CSV/TSV/JSONL/Parquet).")] = None,
+    columns: Annotated[str | None, typer.Option(help="Column mapping for --pairs: 'first,second,label'.")] = None,
+    scale: Annotated[float | None, typer.Option(help="Divide --pairs labels by this (5 for 0-5 scores).")] = None,
+    queries: Annotated[Path | None, typer.Option(help="Your queries: columns id, text.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Your corpus: columns id, text.")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="Relevance: columns query_id, doc_id.")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Only these tasks: sts, pairs, retrieval, tqp, clustering, robustness, user.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: automatic).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print every metric as JSON.")] = False,
+) -> None:
+    """Evaluate models on ML-TR, STSb-TR and TQP (and your files): a table with deltas vs the first."""
+    from anlam.evaluate import UserData, run_suite
+
+    user = UserData(pairs, columns, scale, queries, corpus, qrels)
+    report = run_suite(models or [None], out, user, task, device)
+    if json_out:
+        print_jsonl([{"models": report["models"], "metrics": report["metrics"]}])
+    else:
+        stdout.print(report["markdown"])
+        if out:
+            stdout.print(f"report written to {out}")

@@ -1,0 +1,86 @@
+"""Data: pair files (any format, validated), the ML-TR corpus and the public Turkish sets.
+
+``mltr_*`` read the built ML-TR sets shipped in ``anlam/data/mltr`` (rebuild them with
+``anlam data build``); ``load_pairs`` reads a user's own pair file.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import pandas as pd
+
+from anlam.data.bank import Concept, load_bank
+from anlam.data.builder import GRADE_RANGES, SPLITS, build_all, write_all
+from anlam.data.pairs import PairReport, check_pairs, load_pairs, parse_columns, read_table
+from anlam.data.public import stsb_tr, tqp
+from anlam.errors import AnlamError
+
+__all__ = [
+    "GRADE_RANGES",
+    "SPLITS",
+    "Concept",
+    "PairReport",
+    "build_corpus",
+    "check_pairs",
+    "load_bank",
+    "load_pairs",
+    "mltr_clustering",
+    "mltr_dir",
+    "mltr_pairs",
+    "mltr_retrieval",
+    "mltr_triplets",
+    "parse_columns",
+    "read_table",
+    "stsb_tr",
+    "tqp",
+]
+
+
+def mltr_dir() -> Path:
+    """Where the built ML-TR sets ship inside the package."""
+    return Path(str(files("anlam.data").joinpath("mltr")))
+
+
+def _split_file(name: str, split: str, data_dir: Path | None) -> Path:
+    if split not in SPLITS:
+        raise AnlamError(f"ML-TR has no split {split!r} (choose from {', '.join(SPLITS)})")
+    path = (data_dir or mltr_dir()) / name.format(split=split)
+    if not path.exists():
+        raise AnlamError(f"{path}: missing; run `anlam data build` first")
+    return path
+
+
+def mltr_pairs(split: str = "test", data_dir: Path | None = None) -> pd.DataFrame:
+    """Graded pairs: ``sentence_0, sentence_1, label, grade, concept_0, concept_1``."""
+    return pd.read_parquet(_split_file("pairs-{split}.parquet", split, data_dir))
+
+
+def mltr_triplets(split: str = "train", data_dir: Path | None = None) -> pd.DataFrame:
+    """Hard-negative triplets: ``anchor, positive, negative``."""
+    return pd.read_parquet(_split_file("triplets-{split}.parquet", split, data_dir))
+
+
+def mltr_retrieval(split: str = "test", data_dir: Path | None = None) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """``(queries, corpus, qrels)``: user questions -> the definition answering each."""
+    data = json.loads(_split_file("retrieval-{split}.json", split, data_dir).read_text(encoding="utf-8"))
+    return data["queries"], data["corpus"], {q: set(docs) for q, docs in data["qrels"].items()}
+
+
+def mltr_clustering(split: str = "test", data_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """``(sentences, labels)`` with the subfield as label."""
+    frame = pd.read_parquet(_split_file("clustering-{split}.parquet", split, data_dir))
+    return frame["sentence"].tolist(), frame["label"].tolist()
+
+
+def build_corpus(out_dir: Path | str | None = None, bank: Path | str | None = None, seed: int = 42) -> dict:
+    """Build every ML-TR set from the bank into ``out_dir`` (default: the package's data folder).
+
+    Returns the datasheet statistics.
+    """
+    concepts = load_bank(bank)
+    built = build_all(concepts, seed)
+    out = write_all(built, Path(out_dir) if out_dir else mltr_dir(), concepts, seed)
+    return json.loads((out / "stats.json").read_text(encoding="utf-8"))

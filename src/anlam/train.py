@@ -1,0 +1,370 @@
+"""Training recipes on the sentence-transformers trainer.
+
+Read top to bottom: a ``Recipe`` (presets ``card``, ``quick``, ``best``; a TOML file and CLI
+flags override fields) -> ``training_data`` (ML-TR pairs or the user's file, plus what the recipe
+mixes in) -> ``losses`` -> ``SentenceTransformerTrainer`` (it owns the loop, checkpoints, resume,
+DDP under torchrun) -> save, card, completion marker. anlam adds nothing inside the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anlam.data import load_pairs, mltr_pairs, mltr_triplets, stsb_tr, tqp
+from anlam.errors import AnlamError
+from anlam.models import load_sentence_transformer, pick_device, resolve_model_path
+from anlam.text import ascii_fold, tr_upper
+
+logger = logging.getLogger(__name__)
+
+PathLike = Path | str
+MARKER = "anlam_training.json"  # written last: its presence means the run finished
+
+
+@dataclass
+class Recipe:
+    """Everything that decides a training run. Presets below; any field can be overridden."""
+
+    preset: str = "card"
+    loss: str = "cosine"  # cosine (CosineSimilarityLoss) | cosent | angle
+    epochs: float = 3.0
+    batch_size: int = 64
+    lr: float = 5e-5
+    scheduler: str = "linear"
+    warmup_ratio: float = 0.0
+    seed: int = 42
+    max_seq_length: int | None = None  # None: the base model's own
+    freeze_embeddings: bool = False  # the word-embedding matrix (250k x 384 on e5) stays fixed
+    max_pairs: int | None = None  # a seeded subset of the training pairs
+    typing_augment: int = 0  # sentences that get ASCII-folded and capitalised twins (label 1.0)
+    triplets: bool = False  # MultipleNegativesRanking on the ML-TR hard-negative triplets
+    general_sts: bool = False  # STSb-TR train pairs mixed in (against forgetting general Turkish)
+    general_tqp: int = 0  # TQP paraphrase pairs mixed in, as MultipleNegativesRanking pairs
+    matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64]
+    merge_base: float = 1.0  # tuned weight when interpolating with the base (1.0: tuned only)
+    max_steps: int = -1
+    save_steps: int = 200
+    logging_steps: int = 10
+
+
+PRESETS: dict[str, Recipe] = {
+    # bge-m3-ml-tr-specialized's published recipe, unchanged
+    "card": Recipe(preset="card"),
+    # demo / CI size: a seeded subset that finishes in minutes on 2 CPU cores
+    "quick": Recipe(preset="quick", loss="cosent", epochs=1.0, batch_size=16, lr=5e-5, warmup_ratio=0.1,
+                    max_seq_length=64, freeze_embeddings=True, max_pairs=2400, typing_augment=300, save_steps=50),
+    # ours, chosen on the dev split (docs/training.md has the numbers that chose it)
+    "best": Recipe(preset="best", loss="cosent", epochs=1.0, batch_size=32, lr=5e-5, warmup_ratio=0.1,
+                   max_seq_length=96, freeze_embeddings=True, typing_augment=3000, triplets=True, general_sts=True,
+                   general_tqp=4000, matryoshka=[384, 256, 128, 64], save_steps=200),
+}
+
+
+def load_recipe(preset: str = "card", config: PathLike | None = None, **overrides: object) -> Recipe:
+    """A preset, then the TOML ``config`` file's keys, then non-None ``overrides``.
+
+    Raises:
+        AnlamError: unknown preset, unreadable config, or an unknown key.
+    """
+    if preset not in PRESETS:
+        raise AnlamError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    recipe = replace(PRESETS[preset])
+    known = {f.name for f in fields(Recipe)}
+    values: dict[str, object] = {}
+    if config:
+        try:
+            values |= tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise AnlamError(f"{config}: cannot read config ({exc})") from None
+        for key in values:
+            if key not in known:
+                raise AnlamError(f"{config}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return replace(recipe, **values)
+
+
+# ---------------------------------------------------------------- data
+
+
+def _typing_twins(sentences: list[str], n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """(sentence, same sentence typed without Turkish letters / in capitals, 1.0)."""
+    chosen = [sentences[i] for i in rng.choice(len(sentences), size=min(n, len(sentences)), replace=False)]
+    rows = [(s, variant(s), 1.0) for s in chosen for variant in (ascii_fold, tr_upper) if variant(s) != s]
+    return pd.DataFrame(rows, columns=["sentence_0", "sentence_1", "label"])
+
+
+def _typed_like_users(pairs: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Copies of ``n`` pairs, one side ASCII-folded or capitalised, label unchanged."""
+    picked = pairs.iloc[rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)].copy()
+    flip = rng.random(len(picked)) < 0.7
+    picked["sentence_0"] = [ascii_fold(s) if f else tr_upper(s) for s, f in zip(picked["sentence_0"], flip)]
+    return picked
+
+
+def training_data(recipe: Recipe, data: PathLike | None = None, columns: str | None = None,
+                  scale: float | None = None) -> dict[str, pd.DataFrame]:
+    """The named datasets of the run: ``pairs`` always; ``triplets``, ``tqp`` as the recipe asks.
+
+    ``data`` is the user's pair file (validated by ``anlam.data.load_pairs``); default ML-TR train.
+    """
+    rng = np.random.default_rng(recipe.seed)
+    pairs = load_pairs(data, columns, scale) if data else mltr_pairs("train")[["sentence_0", "sentence_1", "label"]]
+    if recipe.max_pairs and recipe.max_pairs < len(pairs):
+        pairs = pairs.sample(n=recipe.max_pairs, random_state=recipe.seed)
+    parts = [pairs]
+    if recipe.typing_augment:
+        sentences = sorted(set(pairs["sentence_0"]) | set(pairs["sentence_1"]))
+        parts += [_typing_twins(sentences, recipe.typing_augment, rng), _typed_like_users(pairs, recipe.typing_augment, rng)]
+    if recipe.general_sts:
+        parts.append(stsb_tr("train"))
+    out = {"pairs": pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)}
+    if recipe.triplets:
+        triplets = mltr_triplets("train")
+        if recipe.typing_augment:
+            typed = triplets.sample(frac=0.3, random_state=recipe.seed).assign(anchor=lambda f: f["anchor"].map(ascii_fold))
+            triplets = pd.concat([triplets, typed], ignore_index=True)
+        out["triplets"] = triplets.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)
+    if recipe.general_tqp:
+        general = tqp("train").sample(n=recipe.general_tqp, random_state=recipe.seed)
+        out["tqp"] = general.rename(columns={"sentence_0": "anchor", "sentence_1": "positive"})[["anchor", "positive"]]
+    return out
+
+
+def data_statistics(datasets: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """Rows and label summary per dataset, for the log and the model card."""
+    stats = {}
+    for name, frame in datasets.items():
+        entry: dict[str, object] = {"rows": len(frame), "columns": list(frame.columns)}
+        if "label" in frame:
+            entry["label_mean"] = round(float(frame["label"].mean()), 3)
+            entry["label_histogram"] = np.histogram(frame["label"], bins=5, range=(0, 1))[0].tolist()
+        stats[name] = entry
+    return stats
+
+
+# ---------------------------------------------------------------- model and losses
+
+
+def _pair_loss(model, name: str):
+    from sentence_transformers import losses
+
+    if name == "cosine":
+        return losses.CosineSimilarityLoss(model)
+    if name == "cosent":
+        return losses.CoSENTLoss(model)
+    if name == "angle":
+        return losses.AnglELoss(model)
+    raise AnlamError(f"unknown loss {name!r} (choose cosine, cosent or angle)")
+
+
+def build_losses(model, recipe: Recipe, names: list[str]) -> dict:
+    """One loss per dataset; Matryoshka wraps each when the recipe lists dimensions."""
+    from sentence_transformers import losses
+
+    chosen = {name: (_pair_loss(model, recipe.loss) if name == "pairs" else losses.MultipleNegativesRankingLoss(model))
+              for name in names}
+    if recipe.matryoshka:
+        dims = sorted({d for d in recipe.matryoshka if d <= model.get_sentence_embedding_dimension()}, reverse=True)
+        chosen = {name: losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims) for name, loss in chosen.items()}
+    return chosen
+
+
+def _prompts(model, names: list[str]) -> dict | None:
+    """e5-style prompts per dataset column; None for a base that defines no prompts."""
+    prompts = model.prompts or {}
+    query, passage = prompts.get("query"), prompts.get("passage", prompts.get("query"))
+    if not query:
+        return None
+    per = {"pairs": query, "tqp": query, "triplets": {"anchor": query, "positive": passage, "negative": passage}}
+    return {name: per[name] for name in names}
+
+
+def _freeze_word_embeddings(model) -> None:
+    first = model[0]
+    auto_model = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    if auto_model is None or not hasattr(auto_model, "get_input_embeddings"):
+        raise AnlamError("--freeze-embeddings: the first module of this model has no word-embedding matrix")
+    auto_model.get_input_embeddings().weight.requires_grad_(False)
+
+
+def _merge_with_base(model, base_path: str, weight: float) -> None:
+    """Interpolate in weight space: ``weight * tuned + (1 - weight) * base``."""
+    import torch
+
+    base = load_sentence_transformer(base_path, device="cpu").state_dict()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in base and tensor.dtype.is_floating_point:
+                tensor.mul_(weight).add_(base[name].to(tensor.device), alpha=1.0 - weight)
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``main`` is False on the non-zero ranks of a distributed run."""
+
+    out: Path
+    seconds: float
+    steps: int
+    log: list[dict]
+    metrics: dict | None
+    main: bool = True
+
+
+def _prepare_out(out: Path, overwrite: bool, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise AnlamError(f"{out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        if overwrite:
+            shutil.rmtree(out)
+        elif (out / MARKER).exists():
+            raise AnlamError(f"{out}: a finished model is already there (use --overwrite to replace it)")
+        elif not resume:
+            raise AnlamError(f"{out}: exists with an unfinished run (use --resume to continue it or --overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _loss_log(history: list[dict]) -> list[dict]:
+    return [{"epoch": round(h["epoch"], 3), "step": h["step"], "loss": round(h["loss"], 4)} for h in history if "loss" in h]
+
+
+def _loss_curve(log: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker=".")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title("anlam training loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    out: PathLike,
+    recipe: Recipe,
+    base: PathLike | None = None,
+    data: PathLike | None = None,
+    columns: str | None = None,
+    scale: float | None = None,
+    device: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    evaluate: bool = True,
+) -> TrainResult:
+    """Fine-tune ``base`` with ``recipe`` into ``out`` (a plain sentence-transformers folder).
+
+    Raises:
+        AnlamError: bad data, a base that is not a model, an existing ``out`` (without
+            ``overwrite``/``resume``), or a write error.
+    """
+    from datasets import Dataset, DatasetDict
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    out = Path(out)
+    base_path = resolve_model_path(base)
+    datasets = training_data(recipe, data, columns, scale)  # validate data before touching anything
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not distributed or int(os.environ.get("RANK", "0")) == 0:
+        _prepare_out(out, overwrite, resume)
+    device = pick_device(device)
+    model = load_sentence_transformer(base_path, device=device)
+    if recipe.max_seq_length:
+        model.max_seq_length = recipe.max_seq_length
+    if recipe.freeze_embeddings:
+        _freeze_word_embeddings(model)
+    names = list(datasets)
+    train_dataset = DatasetDict({n: Dataset.from_pandas(f, preserve_index=False) for n, f in datasets.items()})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        learning_rate=recipe.lr,
+        lr_scheduler_type=recipe.scheduler,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of all steps (transformers 5)
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        save_total_limit=2,
+        logging_steps=recipe.logging_steps,
+        prompts=_prompts(model, names),
+        batch_sampler="no_duplicates",
+        use_cpu=device == "cpu",
+        ddp_backend="gloo" if distributed and device == "cpu" else None,
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_drop_last=distributed,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=train_dataset if len(names) > 1 else train_dataset[names[0]],
+        loss=(lambda ls: ls if len(names) > 1 else ls[names[0]])(build_losses(model, recipe, names)),
+    )
+    # a checkpoint is complete once the trainer has written its state file (the last thing it saves)
+    checkpoints = sorted((p for p in (out / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                         key=lambda p: int(p.name.split("-")[1]))
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    seconds = time.time() - started
+    log = _loss_log(trainer.state.log_history)
+    if not trainer.is_world_process_zero():
+        return TrainResult(out, seconds, trainer.state.global_step, log, None, main=False)
+    if recipe.merge_base < 1.0:
+        _merge_with_base(model, base_path, recipe.merge_base)
+    return _finish(model, out, recipe, base_path, data, datasets, log, seconds, trainer.state.global_step, evaluate, device)
+
+
+def _finish(model, out: Path, recipe: Recipe, base_path: str, data: PathLike | None, datasets: dict[str, pd.DataFrame],
+            log: list[dict], seconds: float, steps: int, evaluate: bool, device: str) -> TrainResult:
+    """Save the model, its card and the loss curve; the completion marker goes last."""
+    from anlam.modelcard import render_card
+
+    try:
+        model.save_pretrained(str(out))
+        _loss_curve(log, out / "loss-curve.png")
+        metrics = None
+        markdown = None
+        if evaluate:
+            from anlam.evaluate import run_suite
+
+            report = run_suite([base_path, str(out)], out / "eval", device=device)
+            metrics, markdown = report["metrics"], report["markdown"]
+        stats = data_statistics(datasets)
+        (out / "README.md").write_text(
+            render_card(recipe=asdict(recipe), base=base_path, data=str(data or "ML-TR train"), stats=stats, log=log,
+                        eval_markdown=markdown, seconds=seconds, steps=steps), encoding="utf-8")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        marker = {"recipe": asdict(recipe), "base": base_path, "data": str(data or "ML-TR train"), "data_stats": stats,
+                  "seconds": round(seconds, 1), "steps": steps, "log": log, "metrics": metrics}
+        tmp = out / f".{MARKER}.tmp"
+        tmp.write_text(json.dumps(marker, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.rename(out / MARKER)
+    except OSError as exc:
+        raise AnlamError(f"{out}: cannot write the trained model ({exc.strerror or exc})") from None
+    return TrainResult(out, seconds, steps, log, metrics)
+
+
+def is_finished(path: PathLike) -> bool:
+    """True when ``path`` holds a completed anlam training run."""
+    return (Path(path) / MARKER).exists()
+
+
+__all__ = ["MARKER", "PRESETS", "Recipe", "TrainResult", "build_losses", "data_statistics", "is_finished",
+           "load_recipe", "train", "training_data"]

@@ -1,0 +1,130 @@
+"""anlam.train on the tiny model: recipes, data, a full run, refusal, kill-and-resume, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anlam.data import mltr_pairs
+from anlam.errors import AnlamError
+from anlam.train import MARKER, PRESETS, is_finished, load_recipe, train, training_data
+
+
+@pytest.fixture(scope="module")
+def small_pairs(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pairs") / "pairs.csv"
+    mltr_pairs("train")[["sentence_0", "sentence_1", "label"]].head(96).to_csv(path, index=False)
+    return path
+
+
+def test_card_preset_is_the_original_recipe():
+    card = PRESETS["card"]
+    assert (card.loss, card.epochs, card.batch_size, card.lr, card.scheduler, card.warmup_ratio, card.seed) == (
+        "cosine", 3.0, 64, 5e-5, "linear", 0.0, 42)
+
+
+def test_recipe_config_and_overrides(tmp_path):
+    config = tmp_path / "recipe.toml"
+    config.write_text('loss = "angle"\nbatch_size = 8\n', encoding="utf-8")
+    recipe = load_recipe("quick", config, batch_size=4, lr=None)
+    assert (recipe.preset, recipe.loss, recipe.batch_size, recipe.lr) == ("quick", "angle", 4, PRESETS["quick"].lr)
+    config.write_text("ogrenme_orani = 1\n", encoding="utf-8")
+    with pytest.raises(AnlamError, match="unknown key 'ogrenme_orani'"):
+        load_recipe("quick", config)
+    with pytest.raises(AnlamError, match="unknown preset"):
+        load_recipe("hizli")
+
+
+def test_training_data_mixes_typing_twins_and_extras():
+    recipe = load_recipe("best", max_pairs=500, typing_augment=50, general_tqp=20)
+    data = training_data(recipe)
+    pairs = data["pairs"]
+    assert pairs["label"].between(0, 1).all()
+    assert len(pairs) > 500 + 5749  # subset + twins + STSb-TR train
+    twins = pairs[pairs["label"] == 1.0]
+    from anlam.text import ascii_fold
+
+    assert any(ascii_fold(a) == b or ascii_fold(b) == a for a, b in zip(twins["sentence_0"], twins["sentence_1"]))
+    assert set(data) == {"pairs", "triplets", "tqp"}
+    assert len(data["tqp"]) == 20
+    again = training_data(recipe)
+    pd.testing.assert_frame_equal(pairs, again["pairs"])
+
+
+def _run_args(out, base, data, *extra):
+    return [sys.executable, "-m", "anlam", "train", "--out", str(out), "--base", str(base), "--data", str(data),
+            "--preset", "quick", "--batch-size", "8", "--no-eval", *extra]
+
+
+def test_full_run_loads_without_anlam(tmp_path, tiny_model_path, small_pairs):
+    out = tmp_path / "model"
+    recipe = load_recipe("quick", batch_size=8, max_steps=6, logging_steps=2, save_steps=3)
+    result = train(out, recipe, base=tiny_model_path, data=small_pairs, device="cpu", evaluate=False)
+    assert result.steps == 6 and is_finished(out)
+    assert [r["step"] for r in result.log] == [2, 4, 6]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "| Epoch | Step | Training Loss |" in card and "library_name: sentence-transformers" in card
+    assert (out / "loss-curve.png").exists() and not (out / "checkpoints").exists()
+    code = ("import sys; from sentence_transformers import SentenceTransformer as S; "
+            "m = S(sys.argv[1], device='cpu'); print(m.encode(['Aşırı öğrenme nedir?']).shape)")
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(out)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "(1, 32)" in done.stdout
+    with pytest.raises(AnlamError, match="a finished model is already there"):
+        train(out, recipe, base=tiny_model_path, data=small_pairs, device="cpu", evaluate=False)
+    train(out, recipe, base=tiny_model_path, data=small_pairs, device="cpu", evaluate=False, overwrite=True)
+    assert is_finished(out)
+
+
+def test_bad_inputs(tmp_path, tiny_model_path, small_pairs):
+    recipe = load_recipe("quick", max_steps=1)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"sentence_0": ["Bir cümle."], "sentence_1": ["Başka bir cümle."], "label": [3.0]}).to_csv(bad, index=False)
+    with pytest.raises(AnlamError, match="row 1: column label: outside"):
+        train(tmp_path / "o1", recipe, base=tiny_model_path, data=bad, evaluate=False)
+    with pytest.raises(AnlamError, match="not a model folder"):
+        train(tmp_path / "o2", recipe, base=tmp_path, data=small_pairs, evaluate=False)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_kill_then_resume_finishes(tmp_path, tiny_model_path, small_pairs):
+    out = tmp_path / "model"
+    args = _run_args(out, tiny_model_path, small_pairs, "--max-steps", "12", "--save-steps", "2")
+    proc = subprocess.Popen(args + ["--lr", "1e-4"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((out / "checkpoints").glob("checkpoint-*")), "no checkpoint before the kill"
+    assert not (out / MARKER).exists()
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 2 and "unfinished run" in refused.stderr
+    resumed = subprocess.run(args + ["--resume", "--lr", "1e-4"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    assert marker["steps"] == 12
+    from anlam.models import Embedder
+
+    vectors = Embedder.from_pretrained(out, device="cpu").encode(["Öğrenme oranı nedir?", "ogrenme orani nedir"])
+    assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+
+
+def test_torchrun_two_cpu_processes(tmp_path, tiny_model_path, small_pairs):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    args = [str(torchrun), "--nproc_per_node=2", "--master_port=29517", "-m", "anlam", "train", "--out", str(out),
+            "--base", str(tiny_model_path), "--data", str(small_pairs), "--preset", "quick", "--batch-size", "4",
+            "--max-steps", "4", "--no-eval", "--device", "cpu"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    assert marker["steps"] == 4
