@@ -15,7 +15,8 @@ definition and its paraphrases):
 | unrelated    | S <-> S of a concept in another subfield             | 0.00  |
 
 Splits are by concept (stratified by subfield), so no concept's sentences appear in two
-splits; sibling and unrelated pairs are drawn inside a split. Everything is deterministic
+splits; sibling and unrelated pairs are drawn inside a split, and a dev/test pair with a
+sentence that also occurs in train is dropped. Everything is deterministic
 for a seed.
 """
 
@@ -178,7 +179,7 @@ def build_clustering(concepts: list[Concept]) -> pd.DataFrame:
 def build_all(concepts: list[Concept], seed: int = 42) -> dict[str, BuiltData]:
     """Every set for every split."""
     splits = split_concepts(concepts, seed)
-    return {
+    built = {
         split: BuiltData(
             pairs=build_pairs(members, seed),
             triplets=build_triplets(members, seed),
@@ -187,6 +188,14 @@ def build_all(concepts: list[Concept], seed: int = 42) -> dict[str, BuiltData]:
         )
         for split, members in splits.items()
     }
+    # a sentence written for two concepts (a near-miss that is another concept's definition)
+    # must not carry training text into dev or test: drop those evaluation pairs
+    train_sentences = set(built["train"].pairs["sentence_0"]) | set(built["train"].pairs["sentence_1"])
+    for split in ("dev", "test"):
+        pairs = built[split].pairs
+        seen = pairs["sentence_0"].isin(train_sentences) | pairs["sentence_1"].isin(train_sentences)
+        built[split].pairs = pairs[~seen].reset_index(drop=True)
+    return built
 
 
 def write_all(built: dict[str, BuiltData], out_dir: PathLike, concepts: list[Concept], seed: int) -> Path:
