@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
+# the main job on the embedded default model: build the base, look at it, fine-tune it, compare
 demo: install
+	$(VENV)/bin/anlam base build
 	$(VENV)/bin/anlam demo
+	$(VENV)/bin/anlam train --preset quick --out runs/quick --overwrite
 
 test: install
 	$(PY) -m pytest -q

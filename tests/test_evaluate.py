@@ -1,0 +1,69 @@
+"""The evaluation suite on the tiny model: every task, report files, determinism, user data."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from anlam.errors import AnlamError
+from anlam.evaluate import HEADLINE, UserData, run_suite
+
+
+@pytest.fixture(scope="module")
+def report(tiny_model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "report"
+    return out, run_suite([tiny_model_path, tiny_model_path], out, device="cpu")
+
+
+def test_every_headline_metric_is_reported(report):
+    _, result = report
+    metrics = result["metrics"][result["models"][0]]
+    for key, _ in HEADLINE:
+        assert key in metrics, key
+    for key in ("ml-tr-test_spearman_cosine", "ml-tr-retrieval_cosine_mrr@10", "ml-tr-clustering_v_measure"):
+        assert -1.0 <= metrics[key] <= 1.0
+
+
+def test_report_files_and_table(report):
+    out, result = report
+    for name in ("report.md", "report.json", "sts-scatter.png", "pair-histograms.png", "headline.png"):
+        assert (out / name).exists(), name
+    saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert saved["metrics"] == result["metrics"]
+    table = (out / "report.md").read_text(encoding="utf-8")
+    assert "| ML-TR test STS Spearman |" in table and "(+0.0000)" in table
+
+
+def test_identical_across_runs(report, tiny_model_path):
+    _, first = report
+    again = run_suite([tiny_model_path], device="cpu")
+    name = first["models"][0]
+    assert again["metrics"][again["models"][0]] == first["metrics"][name]
+
+
+def test_user_pairs_and_retrieval(tmp_path, tiny_model_path):
+    pairs = tmp_path / "ciftler.jsonl"
+    pd.DataFrame({"a": ["Öğrenme oranı çok yüksek.", "Dropout aşırı öğrenmeyi azaltır.", "Kedi uyuyor."],
+                  "b": ["Learning rate fazla büyük.", "Dropout overfitting'i azaltır.", "Gradyan patladı."],
+                  "skor": [4.5, 5.0, 0.5]}).to_json(pairs, orient="records", lines=True, force_ascii=False)
+    queries = tmp_path / "q.jsonl"
+    corpus = tmp_path / "c.jsonl"
+    qrels = tmp_path / "qrels.csv"
+    pd.DataFrame({"id": ["q1", "q2"], "text": ["asiri ogrenme nedir", "GPU belleği yetmiyor"]}).to_json(queries, orient="records", lines=True, force_ascii=False)
+    pd.DataFrame({"id": ["d1", "d2", "d3"], "text": ["Aşırı öğrenme ezberlemedir.", "Batch boyutunu küçültün.", "Hava güzel."]}).to_json(corpus, orient="records", lines=True, force_ascii=False)
+    pd.DataFrame({"query_id": ["q1", "q2"], "doc_id": ["d1", "d2"]}).to_csv(qrels, index=False)
+    user = UserData(pairs=pairs, columns="a,b,skor", scale=5, queries=queries, corpus=corpus, qrels=qrels)
+    result = run_suite([tiny_model_path], user=user, tasks=["user"], device="cpu")
+    metrics = result["metrics"][result["models"][0]]
+    assert "user-pairs_spearman_cosine" in metrics and "user-retrieval_cosine_mrr@10" in metrics
+    assert "user-pairs_cosine_ap" in metrics
+    pd.DataFrame({"query_id": ["q1"], "doc_id": ["d9"]}).to_csv(qrels, index=False)
+    with pytest.raises(AnlamError, match="row 1: doc_id 'd9' is not in the corpus"):
+        run_suite([tiny_model_path], user=user, tasks=["user"], device="cpu")
+
+
+def test_cli_eval_json(cli, tiny_model_path):
+    result = cli("eval", tiny_model_path, "--task", "sts", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "stsb-tr-test_spearman_cosine" in data["metrics"][data["models"][0]]
