@@ -201,3 +201,10 @@ def test_public_sets():
     sts = stsb_tr("test")
     assert len(sts) == 1379 and sts["label"].between(0, 1).all()
     assert len(tqp("dev")) == 4588
+
+
+def test_columns_that_are_not_in_the_file(tmp_path):
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame(ROWS, columns=["a", "b", "score"]).to_csv(path, index=False)
+    with pytest.raises(AnlamError, match="--columns names soru not in the file"):
+        load_pairs(path, columns="soru,b,score")

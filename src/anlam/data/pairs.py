@@ -132,13 +132,22 @@ def _validate(frame: pd.DataFrame, source: str, scale: float | None) -> tuple[pd
     return out, report
 
 
-def check_pairs(path: PathLike, columns: str | dict[str, str] | None = None, scale: float | None = None) -> PairReport:
-    """Validate a pair file without raising on content problems (they are in the report)."""
+def _mapped(path: PathLike, columns: str | dict[str, str] | None) -> pd.DataFrame:
+    """The file's table with ``columns`` renamed onto the schema; a mapped name must exist."""
     frame = read_table(path)
     mapping = parse_columns(columns) if isinstance(columns, str) else columns
     if mapping:
+        missing = [name for name in mapping if name not in frame.columns]
+        if missing:
+            raise AnlamError(f"{path}: --columns names {', '.join(missing)} not in the file "
+                             f"(found: {', '.join(map(str, frame.columns))})")
         frame = frame.rename(columns=mapping)
-    return _validate(frame, str(path), scale)[1]
+    return frame
+
+
+def check_pairs(path: PathLike, columns: str | dict[str, str] | None = None, scale: float | None = None) -> PairReport:
+    """Validate a pair file without raising on content problems (they are in the report)."""
+    return _validate(_mapped(path, columns), str(path), scale)[1]
 
 
 def load_pairs(path: PathLike, columns: str | dict[str, str] | None = None, scale: float | None = None) -> pd.DataFrame:
@@ -148,11 +157,7 @@ def load_pairs(path: PathLike, columns: str | dict[str, str] | None = None, scal
         AnlamError: unreadable file, missing column, a non-numeric / NaN / out-of-range label,
             an empty sentence, or identical sentences — naming the file, rows and column.
     """
-    frame = read_table(path)
-    mapping = parse_columns(columns) if isinstance(columns, str) else columns
-    if mapping:
-        frame = frame.rename(columns=mapping)
-    out, report = _validate(frame, str(path), scale)
+    out, report = _validate(_mapped(path, columns), str(path), scale)
     if report.errors:
         raise AnlamError("; ".join(report.errors))
     if len(out) == 0:
