@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from anlam.cli import app
-from anlam.cli.common import print_jsonl, stdout
+from anlam.cli.common import print_jsonl, print_table, stdout
 
 
 @app.command("eval")
@@ -36,3 +36,27 @@ def eval_command(
         stdout.print(report["markdown"])
         if out:
             stdout.print(f"report written to {out}")
+
+
+@app.command("mteb")
+def mteb_command(
+    model: Annotated[Path | None, typer.Argument(help="Model folder (default: the embedded base).")] = None,
+    task: Annotated[list[str] | None, typer.Option(
+        help="Only these: stsb-tr, ml-tr-sts, ml-tr-pairs, ml-tr-retrieval, ml-tr-clustering.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Save mteb's result JSON files here.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: automatic).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON line per task with every metric.")] = False,
+) -> None:
+    """Run the mteb package offline on local tasks built from STSb-TR and ML-TR test."""
+    from anlam.mteb_local import BUILTIN, run_mteb
+
+    scores = run_mteb(model, task, out, device, batch_size, show_progress=True)
+    if json_out:
+        print_jsonl([{"task": name} | metrics for name, metrics in scores.items()])
+    else:
+        metric = {cls.metadata.name: cls.metadata.main_score for cls in BUILTIN.values()}
+        rows = [[name, metric[name], m["main_score"]] for name, m in scores.items()]
+        print_table(None, ["task", "main score", "value"], rows)
+        if out:
+            stdout.print(f"mteb results written to {out}")
