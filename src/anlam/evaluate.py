@@ -90,7 +90,7 @@ class CachedEncoder:
             for text, vec in zip(missing, np.asarray(out, dtype=np.float32)):
                 self.cache[(prompt, text)] = vec
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.model.get_embedding_dimension()), dtype=np.float32)
         return np.stack([self.cache[(prompt, t)] for t in texts])
 
     def encode(self, inputs, prompt_name: str | None = None, prompt: str | None = None, convert_to_tensor: bool = False,

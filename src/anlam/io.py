@@ -35,6 +35,7 @@ def atomic_path(target: PathLike, directory: bool = False) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+        tmp.chmod(0o644)  # mkstemp makes it private (0600); a written file should read like any other
     try:
         yield tmp
         if directory and target.exists():

@@ -174,7 +174,7 @@ def build_losses(model, recipe: Recipe, names: list[str]) -> dict:
     chosen = {name: (_pair_loss(model, recipe.loss) if name == "pairs" else losses.MultipleNegativesRankingLoss(model))
               for name in names}
     if recipe.matryoshka:
-        dims = sorted({d for d in recipe.matryoshka if d <= model.get_sentence_embedding_dimension()}, reverse=True)
+        dims = sorted({d for d in recipe.matryoshka if d <= model.get_embedding_dimension()}, reverse=True)
         chosen = {name: losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims) for name, loss in chosen.items()}
     return chosen
 

@@ -1,3 +1,63 @@
-"""Commands of one area; see the module docstring of the matching anlam module."""
+"""``anlam serve``: the HTTP API (see ``anlam.serve``) over one model and, optionally, one index."""
 
-from anlam.cli import app  # noqa: F401
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anlam.cli import app
+
+logger = logging.getLogger("anlam")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model folder (default: the index's model, else the embedded base).")] = None,
+    index: Annotated[Path | None, typer.Option(help="Index folder to serve on /v1/search.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback is reachable from other machines.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(envvar="ANLAM_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' on /v1/*.")] = None,
+    max_batch_size: Annotated[int, typer.Option(help="Texts per merged batch (one encode call).")] = 64,
+    max_batch_tokens: Annotated[int, typer.Option(help="Texts x longest text, in tokens, per merged forward pass.")] = 16384,
+    encode_batch_size: Annotated[int, typer.Option(help="Texts per forward pass inside a merged batch (length-sorted; a GPU wants more).")] = 16,
+    max_wait_ms: Annotated[float, typer.Option(help="How long an idle server waits to fill a batch.")] = 5.0,
+    queue_size: Annotated[int, typer.Option(help="Requests waiting at most; beyond it 503 with Retry-After.")] = 256,
+    max_inputs: Annotated[int, typer.Option(help="Texts per request; beyond it 413.")] = 2048,
+    max_chars: Annotated[int, typer.Option(help="Characters per text; beyond it 413.")] = 8192,
+    no_batching: Annotated[bool, typer.Option("--no-batching", help="One forward pass per request.")] = False,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow browsers from this origin (repeatable); CORS is off without it.")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model id reported by /v1/models (default: the folder's name).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the model (default: one per core); 1 suits a shared machine or several servers per box.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the model over HTTP: OpenAI-compatible /v1/embeddings, /v1/similarity, /v1/paraphrase, /v1/search."""
+    from anlam.models import Embedder
+    from anlam.serve import ServeSettings, create_app, run_server
+
+    settings = ServeSettings(
+        max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens, encode_batch_size=encode_batch_size,
+        max_wait_ms=max_wait_ms,
+        queue_size=queue_size, max_inputs=max_inputs, max_chars=max_chars, batching=not no_batching,
+        api_key=api_key, cors_origins=cors_origin or (), model_name=model_name)
+    settings.check()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    opened = None
+    if index is not None:
+        from anlam.search import Index
+
+        opened = Index.load(index, None if model is None else str(model), device=device)
+        embedder = opened.embedder  # loads the model and checks it matches the index
+    else:
+        embedder = Embedder.from_pretrained(model, device=device)
+    if host not in LOOPBACK and not api_key:
+        logger.warning("serving on %s without an API key: anyone who can reach this port can use it", host)
+    run_server(create_app(embedder, settings, opened), host=host, port=port, access_log=access_log)

@@ -8,6 +8,7 @@ truncation with renormalisation, and long texts that are never cut silently.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 PathLike = Path | str
 LongMode = Literal["truncate", "window"]
+UNBOUNDED_TOKENS = 1 << 30  # max_tokens of a model with no length limit (static embeddings)
 
 
 def resolve_model_path(model: PathLike | None) -> str:
@@ -56,6 +58,12 @@ def load_sentence_transformer(model: PathLike | None = None, device: str | None 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     path = resolve_model_path(model)
+    if (Path(path) / "anlam_export.json").is_file():  # ONNX / OpenVINO / static export (anlam export)
+        from anlam.export.runtime import load_exported
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_exported(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -94,16 +102,25 @@ class Embedder:
     @property
     def dim(self) -> int:
         """Output dimension before any truncation."""
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     @property
     def max_tokens(self) -> int:
         """Longest input, in tokens including special tokens, the model reads in one pass."""
-        return int(self.model.max_seq_length)
+        length = self.model.max_seq_length
+        return int(length) if length is not None and math.isfinite(length) else UNBOUNDED_TOKENS
 
     @property
     def tokenizer(self):
-        return self.model.tokenizer
+        """A Hugging Face fast tokenizer (a static model's bare ``tokenizers.Tokenizer`` is wrapped once)."""
+        tokenizer = self.model.tokenizer
+        if not callable(tokenizer):
+            if getattr(self, "_wrapped_tokenizer", None) is None:
+                from transformers import PreTrainedTokenizerFast
+
+                self._wrapped_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer)
+            return self._wrapped_tokenizer
+        return tokenizer
 
     def prompt_text(self, prompt: str | None) -> str:
         """The prefix for a prompt name; a name the model does not define means no prefix.
