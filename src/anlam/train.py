@@ -48,6 +48,7 @@ class Recipe:
     max_pairs: int | None = None  # a seeded subset of the training pairs
     typing_augment: int = 0  # sentences that get ASCII-folded and capitalised twins (label 1.0)
     triplets: bool = False  # MultipleNegativesRanking on the ML-TR hard-negative triplets
+    max_triplets: int | None = None  # a seeded subset of them
     general_sts: bool = False  # STSb-TR train pairs mixed in (against forgetting general Turkish)
     general_tqp: int = 0  # TQP paraphrase pairs mixed in, as MultipleNegativesRanking pairs
     matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64]
@@ -62,7 +63,8 @@ PRESETS: dict[str, Recipe] = {
     "card": Recipe(preset="card"),
     # demo / CI size: a seeded subset that finishes in minutes on 2 CPU cores
     "quick": Recipe(preset="quick", loss="cosent", epochs=1.0, batch_size=16, lr=5e-5, warmup_ratio=0.1,
-                    max_seq_length=64, freeze_embeddings=True, max_pairs=2400, typing_augment=300, save_steps=50),
+                    max_seq_length=64, freeze_embeddings=True, max_pairs=1600, typing_augment=200, triplets=True,
+                    max_triplets=600, save_steps=50),
     # ours, chosen on the dev split (docs/training.md has the numbers that chose it)
     "best": Recipe(preset="best", loss="cosent", epochs=1.0, batch_size=32, lr=5e-5, warmup_ratio=0.1,
                    max_seq_length=96, freeze_embeddings=True, typing_augment=3000, triplets=True, general_sts=True,
@@ -130,6 +132,8 @@ def training_data(recipe: Recipe, data: PathLike | None = None, columns: str | N
     out = {"pairs": pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)}
     if recipe.triplets:
         triplets = mltr_triplets("train")
+        if recipe.max_triplets and recipe.max_triplets < len(triplets):
+            triplets = triplets.sample(n=recipe.max_triplets, random_state=recipe.seed)
         if recipe.typing_augment:
             typed = triplets.sample(frac=0.3, random_state=recipe.seed).assign(anchor=lambda f: f["anchor"].map(ascii_fold))
             triplets = pd.concat([triplets, typed], ignore_index=True)
@@ -285,6 +289,7 @@ def train(
         _prepare_out(out, overwrite, resume)
     device = pick_device(device)
     model = load_sentence_transformer(base_path, device=device)
+    base_max_length = model.max_seq_length
     if recipe.max_seq_length:
         model.max_seq_length = recipe.max_seq_length
     if recipe.freeze_embeddings:
@@ -328,6 +333,7 @@ def train(
         return TrainResult(out, seconds, trainer.state.global_step, log, None, main=False)
     if recipe.merge_base < 1.0:
         _merge_with_base(model, base_path, recipe.merge_base)
+    model.max_seq_length = base_max_length  # a short training length is for speed, not for inference
     return _finish(model, out, recipe, base_path, data, datasets, log, seconds, trainer.state.global_step, evaluate, device)
 
 
