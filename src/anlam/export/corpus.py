@@ -1,0 +1,77 @@
+"""Turkish text that decides what an export keeps: vocabulary pieces, static words, int8 ranges.
+
+The default is the text anlam ships: ML-TR train and dev sentences (machine-learning Turkish)
+plus STSb-TR and TQP train and dev (general Turkish). Test splits are left out on purpose, so
+the benchmark's test figures measure how an export handles text it has never seen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from anlam.errors import AnlamError
+from anlam.io import read_text_file
+from anlam.text import clean, tokens
+
+PathLike = Path | str
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".parquet")
+
+
+def default_texts() -> list[str]:
+    """ML-TR train+dev sentences and questions, STSb-TR train+dev, TQP train+dev (unique, in order)."""
+    from anlam.data import mltr_pairs, mltr_retrieval, stsb_tr, tqp
+
+    texts: list[str] = []
+    for split in ("train", "dev"):
+        pairs = mltr_pairs(split)
+        queries, corpus, _ = mltr_retrieval(split)
+        texts += [*pairs["sentence_0"], *pairs["sentence_1"], *queries.values(), *corpus.values()]
+        for frame in (stsb_tr(split), tqp(split)):
+            texts += [*frame["sentence_0"], *frame["sentence_1"]]
+    return _unique(texts)
+
+
+def read_corpus(paths: Sequence[PathLike]) -> list[str]:
+    """Texts from files: every text column of a table (CSV/TSV/JSONL/Parquet/datasets folder), else one per line.
+
+    Raises:
+        AnlamError: a file is missing, unreadable or holds no text.
+    """
+    from anlam.data import read_table
+
+    texts: list[str] = []
+    for path in map(Path, paths):
+        if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:
+            frame = read_table(path)
+            found = [v for column in frame.columns if frame[column].dtype == object
+                     for v in frame[column] if isinstance(v, str)]
+        else:
+            found = read_text_file(path).splitlines()
+        found = [t for t in found if t.strip()]
+        if not found:
+            raise AnlamError(f"{path}: no text found")
+        texts += found
+    return _unique(texts)
+
+
+def word_list(texts: Iterable[str], min_count: int = 2, max_words: int = 50_000) -> list[str]:
+    """Turkish-lower-cased words seen at least ``min_count`` times, most frequent first.
+
+    Words with digits or a single letter are left out: the subword pieces cover them.
+    """
+    counts = Counter(w for text in texts for w in tokens(text) if len(w) > 1 and w.isalpha())
+    return [w for w, n in counts.most_common(max_words) if n >= min_count]
+
+
+def sample(texts: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """``n`` texts drawn without replacement (all of them if there are fewer), reproducibly."""
+    if len(texts) <= n:
+        return list(texts)
+    return random.Random(seed).sample(list(texts), n)
+
+
+def _unique(texts: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(clean(t) for t in texts if t and t.strip()))
