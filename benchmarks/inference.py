@@ -32,6 +32,7 @@ from anlam.models.embedder import resolve_model_path
 
 Encode = Callable[[list[str], str], np.ndarray]
 EXPORTS = ("onnx", "onnx-int8", "openvino-int8", "static")
+QUALITY = ("ml-tr_spearman", "ml-tr_mrr@10", "stsb-tr_spearman")
 
 
 def sentences(n: int) -> list[str]:
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per path (best one kept)")
     parser.add_argument("--rebuild", action="store_true", help="export again even if --work has the exports")
+    parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure ML-TR / STSb-TR quality (--no-quality: throughput only)")
     parser.add_argument("--out", type=Path, default=Path("runs/inference.json"))
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -142,7 +145,7 @@ def main() -> None:
         print(f"round {round_ + 1}: " + ", ".join(f"{n} {len(texts) / r['seconds']:.0f}/s" for n, r in results.items()),
               flush=True)
     for name, (encode, _) in paths.items():
-        results[name] |= quality(encode)
+        results[name] |= quality(encode) if args.quality else dict.fromkeys(QUALITY, float("nan"))
         print(f"{name}: {results[name]}", flush=True)
     base = results["torch fp32"]
     for r in results.values():
