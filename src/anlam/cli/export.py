@@ -36,7 +36,8 @@ def _texts(corpus: list[Path] | None) -> list[str] | None:
 @app.command("export")
 def export(
     model: ModelArg = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="onnx, onnx-int8, openvino-int8 or static.")] = Format.onnx_int8,
+    fmt: Annotated[Format, typer.Option(
+        "--format", "-f", help="onnx, onnx-int8, openvino-int8 (the fastest) or static.")] = Format.openvino_int8,
     out: OutOpt = ...,
     corpus: CorpusOpt = None,
     calibration_size: Annotated[int, typer.Option(help="Texts that calibrate openvino-int8.")] = 300,

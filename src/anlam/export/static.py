@@ -18,8 +18,6 @@ from anlam.io import write_json
 
 logger = logging.getLogger(__name__)
 
-PathLike = Path | str
-
 
 def export_static(st_model, out: Path, texts: Sequence[str], pca_dims: int | None = 256, min_count: int = 2) -> dict:
     """Distill a loaded SentenceTransformer into static embeddings in the empty folder ``out``.
@@ -37,6 +35,7 @@ def export_static(st_model, out: Path, texts: Sequence[str], pca_dims: int | Non
 
     pruned = prune_model(st_model, texts)
     words = word_list(texts, min_count=min_count)
+    logger.info("static vocabulary: %d pieces + %d Turkish words", pruned["pieces_after"], len(words))
     module = st_model[0]
     dims = None if pca_dims is None or pca_dims >= st_model.get_sentence_embedding_dimension() else pca_dims
     static = distill_from_model(model=module.auto_model, tokenizer=module.tokenizer, vocabulary=words,

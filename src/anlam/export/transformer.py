@@ -25,7 +25,6 @@ from anlam.io import write_json, write_text
 
 logger = logging.getLogger(__name__)
 
-PathLike = Path | str
 OPSET = 17
 # model types whose ONNX graph ONNX Runtime's transformer optimiser knows how to fuse
 _ORT_FUSABLE = {"bert": "bert", "xlm-roberta": "bert", "roberta": "bert", "distilbert": "bert",

@@ -145,7 +145,8 @@ def prune_model(st_model, texts: Sequence[str]) -> dict:
     }
 
 
-def prune_vocab(model: PathLike | None, texts: Sequence[str], out: PathLike, check_texts: Sequence[str] | None = None) -> dict:
+def prune_vocab(model: PathLike | None, texts: Sequence[str], out: PathLike,
+                check_texts: Sequence[str] | None = None) -> dict:
     """Save a copy of ``model`` whose vocabulary keeps only what ``texts`` (Turkish, English) use.
 
     Args:
@@ -205,4 +206,5 @@ def _source_dir(model: PathLike | None) -> Path:
 
 
 def _weights_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin", ".onnx", ".xml"))
+    weights = (".safetensors", ".bin", ".onnx", ".xml")
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in weights)
