@@ -1,6 +1,6 @@
 """Choose the `best` recipe on the ML-TR *dev* split: short runs of each candidate, same budget.
 
-    .venv/bin/python benchmarks/recipe_ablation.py [--steps 80] [--batch-size 16] [--out runs/ablation]
+    .venv/bin/python benchmarks/recipe_ablation.py [--steps 100] [--batch-size 16] [--out runs/ablation]
 
 Every candidate trains the embedded base for the same number of steps from the same seed,
 then is scored on ML-TR dev (STS Spearman, retrieval MRR@10, MRR@10 with queries typed without
@@ -15,18 +15,27 @@ import json
 from pathlib import Path
 
 from anlam.evaluate import evaluate_embedder
-from anlam.models import Embedder
-from anlam.train import load_recipe, train
+from anlam.models import Embedder, load_sentence_transformer, resolve_model_path
+from anlam.train import load_recipe, merge_with_base, train
 
+# Each candidate adds one thing to the one before it, so each row measures one decision.
+# AnglE and the card's CosineSimilarityLoss are measured on pairs alone, against CoSENT.
+# Every run starts from the same neutral recipe: all ML-TR train pairs, nothing mixed in.
+NEUTRAL = {"max_pairs": None, "typing_augment": 0, "triplets": False, "max_triplets": None, "general_sts": False,
+           "general_tqp": 0, "matryoshka": [], "merge_base": 1.0}
 CANDIDATES: dict[str, dict] = {
-    "card-loss (CosineSimilarity)": {"loss": "cosine"},
-    "CoSENT": {"loss": "cosent"},
+    "CosineSimilarity (card loss)": {"loss": "cosine"},
     "AnglE": {"loss": "angle"},
-    "CoSENT + typing twins": {"loss": "cosent", "typing_augment": 400},
-    "CoSENT + typing + STSb-TR": {"loss": "cosent", "typing_augment": 400, "general_sts": True},
-    "CoSENT + typing + STSb-TR + triplets (MNRL)": {"loss": "cosent", "typing_augment": 400, "general_sts": True,
-                                                    "triplets": True},
+    "CoSENT": {"loss": "cosent"},
+    "CoSENT + typing": {"loss": "cosent", "typing_augment": 3000},
+    "+ STSb-TR": {"loss": "cosent", "typing_augment": 3000, "general_sts": True},
+    "+ triplets (MNRL)": {"loss": "cosent", "typing_augment": 3000, "general_sts": True, "triplets": True},
+    "+ TQP (MNRL)": {"loss": "cosent", "typing_augment": 3000, "general_sts": True, "triplets": True,
+                     "general_tqp": 4000},
+    "+ Matryoshka": {"loss": "cosent", "typing_augment": 3000, "general_sts": True, "triplets": True,
+                     "general_tqp": 4000, "matryoshka": [384, 256, 128, 64]},
 }
+MERGES = (0.5, 0.75)  # weight-space interpolation with the base, applied to the last candidate
 KEYS = ["ml-tr-dev_spearman_cosine", "ml-tr-retrieval_cosine_mrr@10", "ml-tr-retrieval-ascii_cosine_mrr@10",
         "stsb-tr-dev_spearman_cosine"]
 
@@ -37,23 +46,36 @@ def score(path: str | None, name: str) -> dict[str, float]:
     return {k: result.metrics[k] for k in KEYS}
 
 
+def merged(tuned: Path, weight: float, out: Path) -> Path:
+    """``weight * tuned + (1 - weight) * base`` saved to ``out`` (no retraining)."""
+    model = load_sentence_transformer(str(tuned), device="cpu")
+    merge_with_base(model, resolve_model_path(None), weight)
+    model.save_pretrained(str(out))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     args = parser.parse_args()
     rows = {"base (no training)": score(None, "base")}
     print(json.dumps({"candidate": "base", **rows["base (no training)"]}), flush=True)
+    last = None
     for i, (name, fields) in enumerate(CANDIDATES.items()):
         if args.only and name not in args.only:
             continue
         recipe = load_recipe("quick", max_steps=args.steps, batch_size=args.batch_size, save_steps=10_000,
-                             **{"typing_augment": 0, **fields})
-        out = args.out / f"candidate-{i}"
-        train(out, recipe, device="cpu", evaluate=False, overwrite=True)
-        rows[name] = score(str(out), name)
+                             **{**NEUTRAL, **fields})
+        last = args.out / f"candidate-{i}"
+        train(last, recipe, device="cpu", evaluate=False, overwrite=True)
+        rows[name] = score(str(last), name)
+        print(json.dumps({"candidate": name, **rows[name]}), flush=True)
+    for weight in MERGES if last else ():
+        name = f"last, merged with the base at {weight}"
+        rows[name] = score(str(merged(last, weight, args.out / f"merge-{weight}")), name)
         print(json.dumps({"candidate": name, **rows[name]}), flush=True)
     lines = ["| candidate | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
     lines += [f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |" for name, m in rows.items()]

@@ -36,7 +36,7 @@ def plain_loop(model_path: str, steps: int, batch_size: int, freeze: bool, out: 
     """What a user would write by hand with sentence-transformers alone."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.losses import CoSENTLoss
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
     from anlam.data import mltr_pairs
 
@@ -70,8 +70,9 @@ def anlam_loop(model_path: str, steps: int, batch_size: int, freeze: bool, out: 
 
     sentence_transformers.SentenceTransformerTrainer = Timed
     try:
+        # the same work as the plain loop: CoSENT on ML-TR pairs only
         recipe = load_recipe("quick", max_steps=steps, batch_size=batch_size, freeze_embeddings=freeze, typing_augment=0,
-                             max_pairs=steps * batch_size * 2, save_steps=10_000, warmup_ratio=0.0)
+                             triplets=False, max_pairs=steps * batch_size * 2, save_steps=10_000, warmup_ratio=0.0)
         anlam_train.train(out, recipe, base=model_path, device="cpu", evaluate=False, overwrite=True)
     finally:
         sentence_transformers.SentenceTransformerTrainer = original

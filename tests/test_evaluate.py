@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from anlam.errors import AnlamError
-from anlam.evaluate import HEADLINE, UserData, run_suite
+from anlam.data import tqp
+from anlam.evaluate import HEADLINE, UserData, _tqp_retrieval, run_suite
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,13 @@ def test_cli_eval_json(cli, tiny_model_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert "stsb-tr-test_spearman_cosine" in data["metrics"][data["models"][0]]
+
+
+def test_tqp_retrieval_never_finds_the_query_itself():
+    queries, corpus, qrels = _tqp_retrieval()
+    assert not set(queries.values()) & set(corpus.values())
+    pairs = {frozenset(p) for p in zip(tqp("dev")["sentence_0"], tqp("dev")["sentence_1"])}
+    for qid, text in queries.items():
+        assert qrels[qid] and qrels[qid] <= set(corpus)
+        # at least one relevant document is a direct TQP paraphrase of the question
+        assert any(frozenset((text, corpus[d])) in pairs for d in qrels[qid])

@@ -26,7 +26,6 @@ from anlam.text import ascii_fold, nfc, tr_upper
 logger = logging.getLogger(__name__)
 
 PathLike = Path | str
-TQP_EVAL_PAIRS = 2000  # the first 2,000 TQP dev pairs keep the suite within minutes on 2 cores
 
 # (metric key, display name, higher is better) — the rows of the report, in order
 HEADLINE: list[tuple[str, str]] = [
@@ -134,7 +133,7 @@ class ModelResult:
 
 
 def _sts(pairs: pd.DataFrame, name: str) -> dict[str, float]:
-    from sentence_transformers.evaluation import EmbeddingSimilarityEvaluator
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     return EmbeddingSimilarityEvaluator(pairs["sentence_0"].tolist(), pairs["sentence_1"].tolist(),
                                         pairs["label"].astype(float).tolist(), main_similarity="cosine",
@@ -142,7 +141,7 @@ def _sts(pairs: pd.DataFrame, name: str) -> dict[str, float]:
 
 
 def _pairclass(pairs: pd.DataFrame, name: str):
-    from sentence_transformers.evaluation import BinaryClassificationEvaluator
+    from sentence_transformers.sentence_transformer.evaluation import BinaryClassificationEvaluator
 
     return BinaryClassificationEvaluator(pairs["sentence_0"].tolist(), pairs["sentence_1"].tolist(),
                                          (pairs["label"] >= 0.5).astype(int).tolist(), name=name,
@@ -150,7 +149,7 @@ def _pairclass(pairs: pd.DataFrame, name: str):
 
 
 def _ir(model, queries, corpus, qrels, name: str, corpus_prompt: str = "passage") -> dict[str, float]:
-    from sentence_transformers.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.util import cos_sim
 
     prompts = model.prompts or {}
@@ -164,12 +163,36 @@ def _ir(model, queries, corpus, qrels, name: str, corpus_prompt: str = "passage"
 
 
 def _tqp_retrieval() -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
-    frame = tqp("dev").head(TQP_EVAL_PAIRS)
-    targets = list(dict.fromkeys(frame["sentence_1"]))
-    doc_id = {t: f"d{i}" for i, t in enumerate(targets)}
-    queries = {f"q{i}": q for i, q in enumerate(frame["sentence_0"])}
-    qrels = {f"q{i}": {doc_id[t]} for i, t in enumerate(frame["sentence_1"])}
-    return queries, {d: t for t, d in doc_id.items()}, qrels
+    """TQP dev as retrieval: each paraphrase set split in two, one half asks, the other is found.
+
+    TQP pairs every sentence of a paraphrase set with every other, so the pairs' two sides share
+    most sentences; a query must never meet itself in the corpus, hence the split within each set
+    (connected components of the pairs, members in file order: even positions corpus, odd queries).
+    """
+    frame = tqp("dev")
+    parent: dict[str, str] = {}
+
+    def root(text: str) -> str:
+        parent.setdefault(text, text)
+        while parent[text] != text:
+            text = parent[text]
+        return text
+
+    for a, b in zip(frame["sentence_0"], frame["sentence_1"]):
+        parent[root(a)] = root(b)
+    members: dict[str, list[str]] = {}
+    for text in dict.fromkeys([*frame["sentence_0"], *frame["sentence_1"]]):
+        members.setdefault(root(text), []).append(text)
+    queries: dict[str, str] = {}
+    corpus: dict[str, str] = {}
+    qrels: dict[str, set[str]] = {}
+    for group in members.values():
+        docs = {f"d{len(corpus) + i}": text for i, text in enumerate(group[::2])}
+        corpus |= docs
+        for text in group[1::2]:
+            qrels[f"q{len(queries)}"] = set(docs)
+            queries[f"q{len(queries)}"] = text
+    return queries, corpus, qrels
 
 
 def _read_id_text(path: PathLike, what: str) -> dict[str, str]:

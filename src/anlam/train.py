@@ -160,7 +160,7 @@ def data_statistics(datasets: dict[str, pd.DataFrame]) -> dict[str, dict]:
 
 
 def _pair_loss(model, name: str):
-    from sentence_transformers import losses
+    from sentence_transformers.sentence_transformer import losses
 
     if name == "cosine":
         return losses.CosineSimilarityLoss(model)
@@ -173,7 +173,7 @@ def _pair_loss(model, name: str):
 
 def build_losses(model, recipe: Recipe, names: list[str]) -> dict:
     """One loss per dataset; Matryoshka wraps each when the recipe lists dimensions."""
-    from sentence_transformers import losses
+    from sentence_transformers.sentence_transformer import losses
 
     chosen = {name: (_pair_loss(model, recipe.loss) if name == "pairs" else losses.MultipleNegativesRankingLoss(model))
               for name in names}
@@ -201,8 +201,11 @@ def _freeze_word_embeddings(model) -> None:
     auto_model.get_input_embeddings().weight.requires_grad_(False)
 
 
-def _merge_with_base(model, base_path: str, weight: float) -> None:
-    """Interpolate in weight space: ``weight * tuned + (1 - weight) * base``."""
+def merge_with_base(model, base_path: str, weight: float) -> None:
+    """Interpolate in weight space, in place: ``weight * tuned + (1 - weight) * base``.
+
+    The base keeps what fine-tuning on a narrow domain forgets; the recipe ablation measures the weight.
+    """
     import torch
 
     base = load_sentence_transformer(base_path, device="cpu").state_dict()
@@ -332,7 +335,7 @@ def train(
     if not trainer.is_world_process_zero():
         return TrainResult(out, seconds, trainer.state.global_step, log, None, main=False)
     if recipe.merge_base < 1.0:
-        _merge_with_base(model, base_path, recipe.merge_base)
+        merge_with_base(model, base_path, recipe.merge_base)
     model.max_seq_length = base_max_length  # a short training length is for speed, not for inference
     return _finish(model, out, recipe, base_path, data, datasets, log, seconds, trainer.state.global_step, evaluate, device)
 
@@ -373,4 +376,4 @@ def is_finished(path: PathLike) -> bool:
 
 
 __all__ = ["MARKER", "PRESETS", "Recipe", "TrainResult", "build_losses", "data_statistics", "is_finished",
-           "load_recipe", "train", "training_data"]
+           "load_recipe", "merge_with_base", "train", "training_data"]
