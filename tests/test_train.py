@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from anlam.data import mltr_pairs
 from anlam.errors import AnlamError
@@ -128,3 +129,21 @@ def test_torchrun_two_cpu_processes(tmp_path, tiny_model_path, small_pairs):
     assert done.returncode == 0, done.stderr[-3000:]
     marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
     assert marker["steps"] == 4
+
+
+def test_merge_with_base_interpolates_weights(tmp_path, tiny_model_path, small_pairs):
+    """merge_base 0.5 lands half way between the base and the tuned weights; Matryoshka trains."""
+    from anlam.models import load_sentence_transformer
+    from anlam.train import merge_with_base
+
+    out = tmp_path / "model"
+    recipe = load_recipe("quick", batch_size=8, max_steps=3, save_steps=100, triplets=False, typing_augment=0,
+                         matryoshka=[32, 16, 8], lr=1e-3)
+    train(out, recipe, base=tiny_model_path, data=small_pairs, device="cpu", evaluate=False)
+    base = load_sentence_transformer(str(tiny_model_path), device="cpu").state_dict()
+    tuned = load_sentence_transformer(str(out), device="cpu")
+    name = next(k for k in base if k.endswith("query.weight"))
+    before = tuned.state_dict()[name].clone()
+    assert not torch.allclose(before, base[name])
+    merge_with_base(tuned, str(tiny_model_path), 0.5)
+    torch.testing.assert_close(tuned.state_dict()[name], (before + base[name]) / 2)

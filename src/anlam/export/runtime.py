@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 PathLike = Path | str
 MANIFEST = "anlam_export.json"
 MODULE_TYPE = "anlam.export.runtime.ExportedTransformer"
+OPENVINO_CONFIG = {"PERFORMANCE_HINT": "THROUGHPUT"}  # one stream per core or two: see ``_openvino``
+PART_ROWS = 16  # rows per OpenVINO request; a batch becomes at least as many parts as there are streams
 
 
 def read_manifest(folder: PathLike) -> dict | None:
@@ -73,7 +75,7 @@ class ExportedTransformer(InputModule):
         return lambda feeds: session.run(None, feeds)[0]
 
     def _openvino(self):
-        """One infer request per CPU stream; a batch is cut into that many parts, run at once.
+        """One infer request per CPU stream; a batch is cut into parts that run at once.
 
         On a few cores, one request on all of them leaves the cores idle in the small kernels
         (attention, layer norm); parallel requests on one core each keep them busy. Each part is
@@ -81,15 +83,15 @@ class ExportedTransformer(InputModule):
         """
         import openvino as ov
 
-        compiled = ov.Core().compile_model(str(self.folder / self.manifest["file"]), "CPU",
-                                           {"PERFORMANCE_HINT": "THROUGHPUT"})
+        compiled = ov.Core().compile_model(str(self.folder / self.manifest["file"]), "CPU", OPENVINO_CONFIG)
         queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         parts: dict[int, np.ndarray] = {}
         queue.set_callback(lambda request, index: parts.__setitem__(index, request.get_output_tensor(0).data.copy()))
 
         def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
             mask = feeds["attention_mask"]
-            bounds = np.array_split(np.arange(len(mask)), min(len(queue), len(mask)))
+            count = min(len(mask), max(len(queue), -(-len(mask) // PART_ROWS)))
+            bounds = np.array_split(np.arange(len(mask)), count)
             with self._lock:  # one queue, and a server may call from several threads
                 parts.clear()
                 for index, rows in enumerate(bounds):
