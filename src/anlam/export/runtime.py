@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 PathLike = Path | str
 MANIFEST = "anlam_export.json"
 MODULE_TYPE = "anlam.export.runtime.ExportedTransformer"
-OPENVINO_CONFIG = {"PERFORMANCE_HINT": "THROUGHPUT"}  # one stream per core or two: see ``_openvino``
-PART_ROWS = 16  # rows per OpenVINO request; a batch becomes at least as many parts as there are streams
 
 
 def read_manifest(folder: PathLike) -> dict | None:
@@ -59,7 +57,6 @@ class ExportedTransformer(InputModule):
         if not self.manifest or self.manifest.get("runtime") not in ("onnxruntime", "openvino"):
             raise AnlamError(f"{self.folder}: not an ONNX or OpenVINO export (no {MANIFEST})")
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
-        self.tokenizer.padding_side = "right"  # the OpenVINO path trims each part's padding from the right
         self.max_seq_length = int(self.manifest["max_seq_length"])
         self.input_names: list[str] = list(self.manifest["inputs"])
         self._lock = threading.Lock()
@@ -75,33 +72,15 @@ class ExportedTransformer(InputModule):
         return lambda feeds: session.run(None, feeds)[0]
 
     def _openvino(self):
-        """One infer request per CPU stream; a batch is cut into parts that run at once.
-
-        On a few cores, one request on all of them leaves the cores idle in the small kernels
-        (attention, layer norm); parallel requests on one core each keep them busy. Each part is
-        trimmed to its own longest text, so sorted batches also pad less.
-        """
         import openvino as ov
 
-        compiled = ov.Core().compile_model(str(self.folder / self.manifest["file"]), "CPU", OPENVINO_CONFIG)
-        queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        parts: dict[int, np.ndarray] = {}
-        queue.set_callback(lambda request, index: parts.__setitem__(index, request.get_output_tensor(0).data.copy()))
+        compiled = ov.Core().compile_model(str(self.folder / self.manifest["file"]), "CPU",
+                                           {"PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
 
         def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-            mask = feeds["attention_mask"]
-            count = min(len(mask), max(len(queue), -(-len(mask) // PART_ROWS)))
-            bounds = np.array_split(np.arange(len(mask)), count)
-            with self._lock:  # one queue, and a server may call from several threads
-                parts.clear()
-                for index, rows in enumerate(bounds):
-                    width = int(mask[rows].sum(axis=1).max())
-                    queue.start_async({name: value[rows, :width] for name, value in feeds.items()}, index)
-                queue.wait_all()
-                out = np.zeros((*mask.shape, parts[0].shape[-1]), dtype=np.float32)
-                for index, rows in enumerate(bounds):
-                    out[rows, : parts[index].shape[1]] = parts[index]
-            return out
+            with self._lock:  # one infer request, and a server may call from several threads
+                return np.array(request.infer(feeds)[0], copy=True)
 
         return run
 
