@@ -96,7 +96,7 @@ def test_int8_stays_close_to_torch(exported, small_embedder, fmt):
     assert _cosines(got, small_embedder.encode(TEXTS)).mean() > 0.97
     # a different sentence must still come out different: the graph is not constant
     assert _cosines(got[:1], embedder.encode([UNSEEN])).item() < 0.9999
-    # a batch (cut into parallel parts on OpenVINO) gives each row what the row alone gives
+    # a padded batch gives each row what the row alone gives
     alone = np.vstack([embedder.encode([text]) for text in TEXTS])
     assert _cosines(got, alone).min() > 0.999
 

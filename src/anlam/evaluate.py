@@ -169,20 +169,18 @@ def _tqp_retrieval() -> tuple[dict[str, str], dict[str, str], dict[str, set[str]
     most sentences; a query must never meet itself in the corpus, hence the split within each set
     (connected components of the pairs, members in file order: even positions corpus, odd queries).
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     frame = tqp("dev")
-    parent: dict[str, str] = {}
-
-    def root(text: str) -> str:
-        parent.setdefault(text, text)
-        while parent[text] != text:
-            text = parent[text]
-        return text
-
-    for a, b in zip(frame["sentence_0"], frame["sentence_1"]):
-        parent[root(a)] = root(b)
-    members: dict[str, list[str]] = {}
-    for text in dict.fromkeys([*frame["sentence_0"], *frame["sentence_1"]]):
-        members.setdefault(root(text), []).append(text)
+    texts = list(dict.fromkeys([*frame["sentence_0"], *frame["sentence_1"]]))
+    index = {text: i for i, text in enumerate(texts)}
+    edges = coo_matrix((np.ones(len(frame)), (frame["sentence_0"].map(index), frame["sentence_1"].map(index))),
+                       shape=(len(texts), len(texts)))
+    _, labels = connected_components(edges, directed=False)
+    members: dict[int, list[str]] = {}
+    for text, label in zip(texts, labels):
+        members.setdefault(int(label), []).append(text)
     queries: dict[str, str] = {}
     corpus: dict[str, str] = {}
     qrels: dict[str, set[str]] = {}
