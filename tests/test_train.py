@@ -147,3 +147,33 @@ def test_merge_with_base_interpolates_weights(tmp_path, tiny_model_path, small_p
     assert not torch.allclose(before, base[name])
     merge_with_base(tuned, str(tiny_model_path), 0.5)
     torch.testing.assert_close(tuned.state_dict()[name], (before + base[name]) / 2)
+
+
+def test_sts_expert_pairs_are_stsb_tr_without_identical_sides():
+    pairs = training_data(load_recipe("sts-expert"))["pairs"]
+    assert len(pairs) == 5720 and (pairs["sentence_0"] != pairs["sentence_1"]).all()
+    with pytest.raises(AnlamError, match="unknown pairs 'wiki'"):
+        training_data(load_recipe("sts-expert", pairs="wiki"))
+
+
+def test_expert_is_added_as_a_task_vector(tmp_path, tiny_model_path, small_pairs, monkeypatch):
+    """`expert`: a second preset trained from the same base, added as weight * (expert - base), then removed."""
+    from dataclasses import replace
+
+    from anlam.models import load_sentence_transformer
+
+    monkeypatch.setitem(PRESETS, "sts-expert", replace(PRESETS["sts-expert"], max_steps=2, batch_size=8))
+    recipe = load_recipe("quick", batch_size=8, max_steps=2, save_steps=100, triplets=False, typing_augment=0, lr=1e-3)
+    options = {"base": tiny_model_path, "data": small_pairs, "device": "cpu", "evaluate": False}
+    plain = train(tmp_path / "plain", recipe, **options)
+    mixed = train(tmp_path / "mixed", replace(recipe, expert="sts-expert", expert_weight=0.5), **options)
+    assert is_finished(mixed.out) and not (mixed.out / "expert").exists()
+    assert json.loads((mixed.out / MARKER).read_text(encoding="utf-8"))["recipe"]["expert"] == "sts-expert"
+    expert = train(tmp_path / "expert", load_recipe("sts-expert"), base=tiny_model_path, device="cpu", evaluate=False)
+    weights = {name: load_sentence_transformer(str(path), device="cpu").state_dict()
+               for name, path in [("base", tiny_model_path), ("plain", plain.out), ("mixed", mixed.out),
+                                  ("expert", expert.out)]}
+    key = next(k for k in weights["base"] if k.endswith("query.weight"))
+    want = weights["plain"][key] + 0.5 * (weights["expert"][key] - weights["base"][key])
+    assert not torch.allclose(weights["plain"][key], weights["mixed"][key])
+    torch.testing.assert_close(weights["mixed"][key], want, atol=1e-5, rtol=1e-4)

@@ -1,9 +1,10 @@
 """Training recipes on the sentence-transformers trainer.
 
-Read top to bottom: a ``Recipe`` (presets ``card``, ``quick``, ``best``; a TOML file and CLI
-flags override fields) -> ``training_data`` (ML-TR pairs or the user's file, plus what the recipe
-mixes in) -> ``losses`` -> ``SentenceTransformerTrainer`` (it owns the loop, checkpoints, resume,
-DDP under torchrun) -> save, card, completion marker. anlam adds nothing inside the loop.
+Read top to bottom: a ``Recipe`` (presets ``card``, ``quick``, ``best``, ``sts-expert``; a TOML
+file and CLI flags override fields) -> ``training_data`` (ML-TR pairs or the user's file, plus what
+the recipe mixes in) -> ``losses`` -> ``SentenceTransformerTrainer`` (it owns the loop,
+checkpoints, resume, DDP under torchrun) -> weight arithmetic with the base and an optional expert
+-> save, card, completion marker. anlam adds nothing inside the loop.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Recipe:
     """Everything that decides a training run. Presets below; any field can be overridden."""
 
     preset: str = "card"
+    pairs: str = "ml-tr"  # the built-in pairs when no --data is given: ml-tr | stsb-tr
     loss: str = "cosine"  # cosine (CosineSimilarityLoss) | cosent | angle
     epochs: float = 3.0
     batch_size: int = 64
@@ -45,14 +47,16 @@ class Recipe:
     seed: int = 42
     max_seq_length: int | None = None  # None: the base model's own
     freeze_embeddings: bool = False  # the word-embedding matrix (250k x 384 on e5) stays fixed
-    max_pairs: int | None = None  # a seeded subset of the training pairs
+    max_pairs: int | None = None  # a seeded subset of the training pairs (None or 0: all)
     typing_augment: int = 0  # sentences that get ASCII-folded and capitalised twins (label 1.0)
     triplets: bool = False  # MultipleNegativesRanking on the ML-TR hard-negative triplets
-    max_triplets: int | None = None  # a seeded subset of them
+    max_triplets: int | None = None  # a seeded subset of them (None or 0: all)
     general_sts: bool = False  # STSb-TR train pairs mixed in (against forgetting general Turkish)
     general_tqp: int = 0  # TQP paraphrase pairs mixed in, as MultipleNegativesRanking pairs
     matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64]
     merge_base: float = 1.0  # tuned weight when interpolating with the base (1.0: tuned only)
+    expert: str = ""  # a preset trained from the same base after the run, added as a task vector
+    expert_weight: float = 0.5  # its weight: tuned + expert_weight * (expert - base)
     max_steps: int = -1
     save_steps: int = 200
     logging_steps: int = 10
@@ -68,7 +72,10 @@ PRESETS: dict[str, Recipe] = {
     # ours, chosen on the dev split (docs/training.md has the numbers that chose it)
     "best": Recipe(preset="best", loss="cosent", epochs=1.0, batch_size=32, lr=5e-5, warmup_ratio=0.1,
                    max_seq_length=96, freeze_embeddings=True, typing_augment=3000, triplets=True, general_sts=True,
-                   general_tqp=4000, merge_base=0.75, save_steps=200),
+                   general_tqp=4000, expert="sts-expert", expert_weight=0.5, save_steps=200),
+    # general Turkish similarity: STSb-TR train alone; `best` adds it to the domain run as a task vector
+    "sts-expert": Recipe(preset="sts-expert", pairs="stsb-tr", loss="cosent", epochs=2.0, batch_size=16, lr=5e-5,
+                         warmup_ratio=0.1, max_seq_length=64, freeze_embeddings=True, save_steps=200),
 }
 
 
@@ -113,6 +120,15 @@ def _typed_like_users(pairs: pd.DataFrame, n: int, rng: np.random.Generator) -> 
     return picked
 
 
+def _builtin_pairs(name: str) -> pd.DataFrame:
+    """ML-TR or STSb-TR train pairs; identical sides are dropped (their cosine is 1 whatever the model)."""
+    if name not in ("ml-tr", "stsb-tr"):
+        raise AnlamError(f"unknown pairs {name!r} (choose ml-tr or stsb-tr)")
+    pairs = mltr_pairs("train") if name == "ml-tr" else stsb_tr("train")
+    pairs = pairs[pairs["sentence_0"] != pairs["sentence_1"]]
+    return pairs[["sentence_0", "sentence_1", "label"]].reset_index(drop=True)
+
+
 def training_data(recipe: Recipe, data: PathLike | None = None, columns: str | None = None,
                   scale: float | None = None) -> dict[str, pd.DataFrame]:
     """The named datasets of the run: ``pairs`` always; ``triplets``, ``tqp`` as the recipe asks.
@@ -120,7 +136,7 @@ def training_data(recipe: Recipe, data: PathLike | None = None, columns: str | N
     ``data`` is the user's pair file (validated by ``anlam.data.load_pairs``); default ML-TR train.
     """
     rng = np.random.default_rng(recipe.seed)
-    pairs = load_pairs(data, columns, scale) if data else mltr_pairs("train")[["sentence_0", "sentence_1", "label"]]
+    pairs = load_pairs(data, columns, scale) if data else _builtin_pairs(recipe.pairs)
     if recipe.max_pairs and recipe.max_pairs < len(pairs):
         pairs = pairs.sample(n=recipe.max_pairs, random_state=recipe.seed)
     parts = [pairs]
@@ -213,6 +229,22 @@ def merge_with_base(model, base_path: str, weight: float) -> None:
         for name, tensor in model.state_dict().items():
             if name in base and tensor.dtype.is_floating_point:
                 tensor.mul_(weight).add_(base[name].to(tensor.device), alpha=1.0 - weight)
+
+
+def add_task_vector(model, base_path: str, expert_path: str, weight: float) -> None:
+    """Task arithmetic, in place: ``model + weight * (expert - base)`` (Ilharco et al., 2023).
+
+    Both models were fine-tuned from ``base``; adding the expert's difference brings in what it
+    learnt (general Turkish similarity) without a joint run. benchmarks/task_arithmetic.py measures it.
+    """
+    import torch
+
+    base = load_sentence_transformer(base_path, device="cpu").state_dict()
+    expert = load_sentence_transformer(expert_path, device="cpu").state_dict()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in base and name in expert and tensor.dtype.is_floating_point:
+                tensor.add_((expert[name] - base[name]).to(tensor.device), alpha=weight)
 
 
 # ---------------------------------------------------------------- the run
@@ -332,12 +364,28 @@ def train(
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     seconds = time.time() - started
     log = _loss_log(trainer.state.log_history)
+    expert = _train_expert(recipe, out, base_path, device, resume)
     if not trainer.is_world_process_zero():
         return TrainResult(out, seconds, trainer.state.global_step, log, None, main=False)
     if recipe.merge_base < 1.0:
         merge_with_base(model, base_path, recipe.merge_base)
+    if expert:
+        add_task_vector(model, base_path, str(expert), recipe.expert_weight)
+        seconds += json.loads((expert / MARKER).read_text(encoding="utf-8"))["seconds"]
+        shutil.rmtree(expert)
     model.max_seq_length = base_max_length  # a short training length is for speed, not for inference
     return _finish(model, out, recipe, base_path, data, datasets, log, seconds, trainer.state.global_step, evaluate, device)
+
+
+def _train_expert(recipe: Recipe, out: Path, base_path: str, device: str, resume: bool) -> Path | None:
+    """Train ``recipe.expert`` (a preset) from the same base into ``OUT/expert``; a finished one is reused on resume."""
+    if not recipe.expert:
+        return None
+    folder = out / "expert"
+    if not is_finished(folder):
+        expert = load_recipe(recipe.expert, seed=recipe.seed)
+        train(folder, expert, base=base_path, device=device, resume=resume, evaluate=False)
+    return folder
 
 
 def _finish(model, out: Path, recipe: Recipe, base_path: str, data: PathLike | None, datasets: dict[str, pd.DataFrame],
@@ -375,5 +423,5 @@ def is_finished(path: PathLike) -> bool:
     return (Path(path) / MARKER).exists()
 
 
-__all__ = ["MARKER", "PRESETS", "Recipe", "TrainResult", "build_losses", "data_statistics", "is_finished",
+__all__ = ["MARKER", "PRESETS", "Recipe", "TrainResult", "add_task_vector", "build_losses", "data_statistics", "is_finished",
            "load_recipe", "merge_with_base", "train", "training_data"]

@@ -14,7 +14,7 @@ from anlam.cli.common import print_table, stdout
 @app.command("train")
 def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output model folder.")],
-    preset: Annotated[str, typer.Option(help="card (the original recipe), quick, or best.")] = "card",
+    preset: Annotated[str, typer.Option(help="card (the original recipe), quick, best, or sts-expert.")] = "card",
     config: Annotated[Path | None, typer.Option(help="TOML file with recipe fields (overrides the preset).")] = None,
     base: Annotated[Path | None, typer.Option(help="Base model folder (default: the embedded e5-small).")] = None,
     data: Annotated[Path | None, typer.Option(help="Your pair file (default: ML-TR train).")] = None,
