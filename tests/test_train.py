@@ -41,6 +41,8 @@ def test_recipe_config_and_overrides(tmp_path):
         load_recipe("quick", config)
     with pytest.raises(AnlamError, match="unknown preset"):
         load_recipe("hizli")
+    with pytest.raises(AnlamError, match="expert 'best': not a preset without an expert"):
+        load_recipe("best", expert="best")
 
 
 def test_training_data_mixes_typing_twins_and_extras():

@@ -83,7 +83,8 @@ def load_recipe(preset: str = "card", config: PathLike | None = None, **override
     """A preset, then the TOML ``config`` file's keys, then non-None ``overrides``.
 
     Raises:
-        AnlamError: unknown preset, unreadable config, or an unknown key.
+        AnlamError: unknown preset, unreadable config, an unknown key, or an ``expert`` that is not
+            a preset (checked here, before an hour of training, not after).
     """
     if preset not in PRESETS:
         raise AnlamError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
@@ -99,7 +100,11 @@ def load_recipe(preset: str = "card", config: PathLike | None = None, **override
             if key not in known:
                 raise AnlamError(f"{config}: unknown key {key!r} (known: {', '.join(sorted(known))})")
     values |= {k: v for k, v in overrides.items() if v is not None}
-    return replace(recipe, **values)
+    recipe = replace(recipe, **values)
+    if recipe.expert and (recipe.expert not in PRESETS or PRESETS[recipe.expert].expert):
+        raise AnlamError(f"expert {recipe.expert!r}: not a preset without an expert of its own "
+                         f"(choose from {', '.join(n for n, r in PRESETS.items() if not r.expert)})")
+    return recipe
 
 
 # ---------------------------------------------------------------- data
@@ -423,5 +428,5 @@ def is_finished(path: PathLike) -> bool:
     return (Path(path) / MARKER).exists()
 
 
-__all__ = ["MARKER", "PRESETS", "Recipe", "TrainResult", "add_task_vector", "build_losses", "data_statistics", "is_finished",
-           "load_recipe", "merge_with_base", "train", "training_data"]
+__all__ = ["MARKER", "PRESETS", "Recipe", "TrainResult", "add_task_vector", "build_losses", "data_statistics",
+           "is_finished", "load_recipe", "merge_with_base", "train", "training_data"]
