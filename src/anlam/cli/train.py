@@ -42,6 +42,7 @@ def train_command(
         return
     print_table("training log", ["Epoch", "Step", "Training Loss"],
                 ([f"{r['epoch']:.4f}", r["step"], f"{r['loss']:.4f}"] for r in result.log[-15:]))
-    stdout.print(f"{result.steps} steps in {result.seconds / 60:.1f} min -> {result.out}")
+    expert = f" + the {recipe.expert} run" if recipe.expert else ""
+    stdout.print(f"{result.steps} steps{expert} in {result.seconds / 60:.1f} min -> {result.out}")
     if result.metrics:
         stdout.print((result.out / "eval" / "report.md").read_text(encoding="utf-8"))
