@@ -138,7 +138,8 @@ def training_data(recipe: Recipe, data: PathLike | None = None, columns: str | N
                   scale: float | None = None) -> dict[str, pd.DataFrame]:
     """The named datasets of the run: ``pairs`` always; ``triplets``, ``tqp`` as the recipe asks.
 
-    ``data`` is the user's pair file (validated by ``anlam.data.load_pairs``); default ML-TR train.
+    ``data`` is the user's pair file (validated by ``anlam.data.load_pairs``); default the recipe's
+    built-in ``pairs`` (ML-TR train, or STSb-TR train for ``sts-expert``).
     """
     rng = np.random.default_rng(recipe.seed)
     pairs = load_pairs(data, columns, scale) if data else _builtin_pairs(recipe.pairs)
