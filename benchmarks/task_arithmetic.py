@@ -54,8 +54,8 @@ def main() -> None:
         print(json.dumps({"a": a, "b": b, **rows[name]}), flush=True)
     lines = ["| domain a, expert b | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
     lines += [f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |" for name, m in rows.items()]
-    (args.out / "task-arithmetic.md").write_text(
-        f"Task arithmetic on dev; domain {args.domain}, expert {expert}.\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    header = f"Task arithmetic on dev; domain {args.domain}, expert {expert}.\n\n"
+    (args.out / "task-arithmetic.md").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 

@@ -17,7 +17,7 @@ def train_command(
     preset: Annotated[str, typer.Option(help="card (the original recipe), quick, best, or sts-expert.")] = "card",
     config: Annotated[Path | None, typer.Option(help="TOML file with recipe fields (overrides the preset).")] = None,
     base: Annotated[Path | None, typer.Option(help="Base model folder (default: the embedded e5-small).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Your pair file (default: the preset's built-in pairs, ML-TR train).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Your pair file (default: the preset's own, ML-TR train).")] = None,
     columns: Annotated[str | None, typer.Option(help="Column mapping for --data: 'first,second,label'.")] = None,
     scale: Annotated[float | None, typer.Option(help="Divide --data labels by this (5 for 0-5 scores).")] = None,
     epochs: Annotated[float | None, typer.Option(help="Epochs.")] = None,
