@@ -38,20 +38,20 @@ CANDIDATES: dict[str, dict] = {
                      "general_tqp": 4000, "matryoshka": [384, 256, 128, 64]},
 }
 MERGES = (0.5, 0.75)  # weight-space interpolation with the base, applied to the last candidate
-KEYS = ["ml-tr-dev_spearman_cosine", "ml-tr-retrieval_cosine_mrr@10", "ml-tr-retrieval-ascii_cosine_mrr@10",
+KEYS = ["ml-tr-dev_spearman_cosine", "ml-tr-dev-retrieval_cosine_mrr@10", "ml-tr-dev-retrieval-ascii_cosine_mrr@10",
         "stsb-tr-dev_spearman_cosine"]
 
 
 def score(path: str | None, name: str) -> dict[str, float]:
     result = evaluate_embedder(Embedder.from_pretrained(path, device="cpu"), name,
-                               tasks=("sts", "retrieval", "robustness"), split="dev")
+                               tasks=("sts", "retrieval", "robustness", "general"), split="dev")
     return {k: result.metrics[k] for k in KEYS}
 
 
 def merged(tuned: Path, weight: float, out: Path) -> Path:
     """``weight * tuned + (1 - weight) * base`` saved to ``out`` (no retraining)."""
     model = load_sentence_transformer(str(tuned), device="cpu")
-    merge_with_base(model, resolve_model_path(None), weight)
+    merge_with_base(model, resolve_model_path("base"), weight)
     model.save_pretrained(str(out))
     return out
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     args = parser.parse_args()
-    rows = {"base (no training)": score(None, "base")}
+    rows = {"base (no training)": score("base", "base")}
     print(json.dumps({"candidate": "base", **rows["base (no training)"]}), flush=True)
     last = None
     for i, (name, fields) in enumerate(CANDIDATES.items()):

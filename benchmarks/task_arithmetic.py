@@ -29,7 +29,7 @@ GRID = ((1.0, 0.0), (0.75, 0.0), (0.0, 1.0), (1.0, 0.5), (1.0, 0.75), (1.0, 1.0)
 
 def combine(domain: str, expert: str, a: float, b: float, out: Path) -> Path:
     """``base + a * (domain - base) + b * (expert - base)``, saved to ``out``."""
-    base = resolve_model_path(None)
+    base = resolve_model_path("base")
     model = load_sentence_transformer(domain, device="cpu")
     merge_with_base(model, base, a)
     add_task_vector(model, base, expert, b)

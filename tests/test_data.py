@@ -11,6 +11,7 @@ from anlam.data import GRADE_RANGES, build_corpus, check_pairs, load_bank, load_
 from anlam.data.bank import bank_dir
 from anlam.data.builder import build_all
 from anlam.errors import AnlamError
+from anlam.text import tr_upper
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def test_bank_meets_the_counts(concepts):
     assert len({c.subfield for c in concepts}) >= 15
     for c in concepts:
         assert len(c.paraphrases) >= 5 and len(c.near_misses) >= 3 and len(c.questions) >= 3 and len(c.facts) >= 2
+        assert len(c.unnamed_questions) >= 2
 
 
 def test_every_grade_label_is_in_its_range(built):
@@ -83,6 +85,29 @@ def test_retrieval_and_clustering_sets(built):
     assert {"anchor", "positive", "negative"} <= set(data.triplets.columns)
 
 
+def test_retrieval_asks_named_and_unnamed_questions_among_definitions_only(concepts, built):
+    definitions = {c.definition for c in concepts}
+    near_misses = {n for c in concepts for n in c.near_misses} - definitions
+    for data in built.values():
+        corpus = data.retrieval["corpus"]
+        assert set(corpus.values()) <= definitions and not set(corpus.values()) & near_misses
+        kinds = {query.rsplit(":", 1)[1][0] for query in data.retrieval["queries"]}
+        assert kinds == {"q", "u"}
+
+
+def test_question_triplets_have_negatives_a_question_can_rule_out(concepts, built):
+    """A near-miss is a negative only for a paraphrase anchor, never for a question."""
+    questions = {q for c in concepts for q in (*c.questions, *c.unnamed_questions)}
+    definitions = {c.definition for c in concepts}
+    near_misses = {n for c in concepts for n in c.near_misses} - definitions
+    triplets = built["train"].triplets
+    asked = triplets[triplets["anchor"].isin(questions)]
+    assert len(asked) > 1000 and asked["negative"].isin(definitions).all()
+    assert not asked["negative"].isin(near_misses).any()
+    assert (asked["negative"] != asked["positive"]).all()
+    assert triplets.loc[~triplets["anchor"].isin(questions), "negative"].isin(near_misses).any()
+
+
 def test_build_writes_folder_and_datasheet(tmp_path):
     stats = build_corpus(tmp_path / "mltr", seed=42)
     out = tmp_path / "mltr"
@@ -116,6 +141,9 @@ def _write_bank(tmp_path, mutate):
         (lambda e: e[2].__setitem__("id", e[0]["id"]), "duplicate id"),
         (lambda e: e[0].__setitem__("subfield", "baska-alan"), "does not match the file name"),
         (lambda e: e[0].__setitem__("questions", ["", "soru"]), "field questions: expected a list of non-empty strings"),
+        (lambda e: e[0].__setitem__("unnamed_questions", e[0]["unnamed_questions"][:1]), "field unnamed_questions: 1 given"),
+        (lambda e: e[0]["unnamed_questions"].append(f"{tr_upper(e[0]['name_tr'])} NEDİR"),
+         "field unnamed_questions: .* names the concept"),
     ],
 )
 def test_bank_errors_name_file_and_concept(tmp_path, mutate, message):

@@ -61,6 +61,27 @@ def test_training_data_mixes_typing_twins_and_extras():
     pd.testing.assert_frame_equal(pairs, again["pairs"])
 
 
+def test_real_text_pairs_and_distillation_targets(tiny_model_path):
+    """d2l-tr pairs come one dataset per kind; distillation targets are the base's own English vectors."""
+    from anlam.models import load_sentence_transformer
+    from anlam.train import _distillation_targets, _prompts
+
+    recipe = load_recipe("quick", pairs="none", triplets=False, d2l_pairs=30, d2l_kinds=["heading", "glossary"],
+                         distill=12)
+    data = training_data(recipe)
+    assert set(data) == {"d2l-heading", "d2l-glossary", "distill"}
+    assert len(data["d2l-heading"]) == 30 and list(data["distill"].columns) == ["tr", "en"]
+    model = load_sentence_transformer(str(tiny_model_path), device="cpu")
+    targets = _distillation_targets(model, data["distill"])
+    assert list(targets.columns) == ["sentence", "label"] and len(targets) == 12
+    english = model.encode(data["distill"]["en"].tolist()[:1], prompt="query: ", normalize_embeddings=True)
+    np.testing.assert_allclose(targets["label"].iloc[0], english[0], atol=1e-5)
+    assert _prompts(model, list(data)) == {"d2l-heading": {"anchor": "query: ", "positive": "passage: "},
+                                           "d2l-glossary": "query: ", "distill": "query: "}
+    with pytest.raises(AnlamError, match="d2l_kinds: unknown kitap"):
+        training_data(load_recipe("quick", d2l_pairs=5, d2l_kinds=["kitap"]))
+
+
 def _run_args(out, base, data, *extra):
     return [sys.executable, "-m", "anlam", "train", "--out", str(out), "--base", str(base), "--data", str(data),
             "--preset", "quick", "--batch-size", "8", "--no-eval", *extra]
@@ -75,12 +96,22 @@ def test_full_run_loads_without_anlam(tmp_path, tiny_model_path, small_pairs):
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "| Epoch | Step | Training Loss |" in card and "library_name: sentence-transformers" in card
     assert (out / "loss-curve.png").exists() and not (out / "checkpoints").exists()
-    code = ("import sys; from sentence_transformers import SentenceTransformer as S; "
-            "m = S(sys.argv[1], device='cpu'); print(m.encode(['Aşırı öğrenme nedir?']).shape)")
+    texts = ["Aşırı öğrenme nedir?", "GPU'lar eğitimi hızlandırır.", "ogrenme orani nasil secilir"]
+    code = ("import sys, json; from sentence_transformers import SentenceTransformer as S; "
+            "m = S(sys.argv[1], device='cpu'); print(json.dumps(m.encode(json.loads(sys.argv[2])).tolist()))")
     env = {**os.environ, "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-I", "-c", code, str(out)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(out), json.dumps(texts)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "(1, 32)" in done.stdout
+    plain = np.array(json.loads(done.stdout))
+    assert plain.shape == (3, 32)
+    # the plain call, with no prompt named, embeds exactly as `anlam encode --prompt query`
+    from anlam.models import Embedder
+
+    embedder = Embedder.from_pretrained(out, device="cpu")
+    np.testing.assert_allclose(plain, embedder.encode(texts, prompt="query"), atol=1e-5)
+    assert not np.allclose(plain, embedder.encode(texts, prompt="none"), atol=1e-3)
+    assert "model.encode(" in card
     with pytest.raises(AnlamError, match="a finished model is already there"):
         train(out, recipe, base=tiny_model_path, data=small_pairs, device="cpu", evaluate=False)
     train(out, recipe, base=tiny_model_path, data=small_pairs, device="cpu", evaluate=False, overwrite=True)

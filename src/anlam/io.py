@@ -74,6 +74,17 @@ def read_text_file(path: PathLike) -> str:
         raise AnlamError(f"{path}: line {line}: invalid UTF-8 (byte {exc.start})") from None
 
 
+def read_json_object(path: PathLike) -> dict:
+    """A JSON object from a UTF-8 file; unreadable, invalid JSON or another type is an ``AnlamError`` naming it."""
+    try:
+        data = json.loads(read_text_file(path))
+    except json.JSONDecodeError as exc:
+        raise AnlamError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise AnlamError(f"{path}: expected a JSON object")
+    return data
+
+
 def parse_text_lines(lines: Iterable[str], source: str, plain: bool, field: str = "text") -> list[str]:
     """Texts from JSON lines (``{"text": ...}``) or, with ``plain``, one text per line.
 

@@ -33,11 +33,12 @@ It is a plain sentence-transformers folder:
 ```python
 from sentence_transformers import SentenceTransformer
 model = SentenceTransformer("PATH_TO_THIS_FOLDER")
-vectors = model.encode(["Aşırı öğrenme nedir?"], prompt_name="query")
+vectors = model.encode(["Aşırı öğrenme nedir?", "Dropout nöronları rastgele kapatır."])
 ```
 
-(Use `prompt_name="query"` for sentences and questions and `"passage"` for indexed documents when the
-model defines these prompts.)
+The folder names `query` as its default prompt, so the plain call above embeds sentences and
+questions the way the model was trained and evaluated. For documents you index for search, pass
+`prompt_name="passage"` (`model.encode_document(...)` does the same).
 
 ## Recipe
 | setting | value |

@@ -2,7 +2,8 @@
 
 Read top to bottom: a ``Recipe`` (presets ``card``, ``quick``, ``best``, ``sts-expert``; a TOML
 file and CLI flags override fields) -> ``training_data`` (ML-TR pairs or the user's file, plus what
-the recipe mixes in) -> ``losses`` -> ``SentenceTransformerTrainer`` (it owns the loop,
+the recipe mixes in: triplets, d2l-tr real-text pairs, distillation targets, general Turkish) ->
+``losses`` -> ``SentenceTransformerTrainer`` (it owns the loop,
 checkpoints, resume, DDP under torchrun) -> weight arithmetic with the base and an optional expert
 -> save, card, completion marker. anlam adds nothing inside the loop.
 """
@@ -22,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from anlam.data import load_pairs, mltr_pairs, mltr_triplets, stsb_tr, tqp
+from anlam.data.d2l import d2l_blocks
+from anlam.data.d2l import training_pairs as d2l_training_pairs
 from anlam.errors import AnlamError
 from anlam.models import load_sentence_transformer, pick_device, resolve_model_path
 from anlam.text import ascii_fold, tr_upper
@@ -37,7 +40,7 @@ class Recipe:
     """Everything that decides a training run. Presets below; any field can be overridden."""
 
     preset: str = "card"
-    pairs: str = "ml-tr"  # the built-in pairs when no --data is given: ml-tr | stsb-tr
+    pairs: str = "ml-tr"  # the built-in pairs when no --data is given: ml-tr | stsb-tr | none
     loss: str = "cosine"  # cosine (CosineSimilarityLoss) | cosent | angle
     epochs: float = 3.0
     batch_size: int = 64
@@ -53,6 +56,9 @@ class Recipe:
     max_triplets: int | None = None  # a seeded subset of them (None or 0: all)
     general_sts: bool = False  # STSb-TR train pairs mixed in (against forgetting general Turkish)
     general_tqp: int = 0  # TQP paraphrase pairs mixed in, as MultipleNegativesRanking pairs
+    d2l_pairs: int = 0  # d2l-tr train-chapter pairs per kind (MultipleNegativesRanking; 0: none)
+    d2l_kinds: list[str] = field(default_factory=lambda: ["heading", "section", "translation", "glossary"])
+    distill: int = 0  # Turkish d2l-tr paragraphs regressed onto the frozen base's English embedding (MSE)
     matryoshka: list[int] = field(default_factory=list)  # e.g. [384, 256, 128, 64]
     merge_base: float = 1.0  # tuned weight when interpolating with the base (1.0: tuned only)
     expert: str = ""  # a preset trained from the same base after the run, added as a task vector
@@ -125,10 +131,18 @@ def _typed_like_users(pairs: pd.DataFrame, n: int, rng: np.random.Generator) -> 
     return picked
 
 
+def _with_typed_anchors(frame: pd.DataFrame, recipe: Recipe) -> pd.DataFrame:
+    """With ``typing_augment``, 30 % more rows whose anchor (the query) is typed without Turkish letters; shuffled."""
+    if recipe.typing_augment:
+        typed = frame.sample(frac=0.3, random_state=recipe.seed).assign(anchor=lambda f: f["anchor"].map(ascii_fold))
+        frame = pd.concat([frame, typed], ignore_index=True)
+    return frame.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)
+
+
 def _builtin_pairs(name: str) -> pd.DataFrame:
     """ML-TR or STSb-TR train pairs; identical sides are dropped (their cosine is 1 whatever the model)."""
     if name not in ("ml-tr", "stsb-tr"):
-        raise AnlamError(f"unknown pairs {name!r} (choose ml-tr or stsb-tr)")
+        raise AnlamError(f"unknown pairs {name!r} (choose ml-tr, stsb-tr or none)")
     pairs = mltr_pairs("train") if name == "ml-tr" else stsb_tr("train")
     pairs = pairs[pairs["sentence_0"] != pairs["sentence_1"]]
     return pairs[["sentence_0", "sentence_1", "label"]].reset_index(drop=True)
@@ -136,30 +150,42 @@ def _builtin_pairs(name: str) -> pd.DataFrame:
 
 def training_data(recipe: Recipe, data: PathLike | None = None, columns: str | None = None,
                   scale: float | None = None) -> dict[str, pd.DataFrame]:
-    """The named datasets of the run: ``pairs`` always; ``triplets``, ``tqp`` as the recipe asks.
+    """The named datasets of the run: ``pairs`` (unless the recipe says none), then ``triplets``,
+    ``d2l-*``, ``distill`` and ``tqp`` as the recipe asks.
 
     ``data`` is the user's pair file (validated by ``anlam.data.load_pairs``); default the recipe's
     built-in ``pairs`` (ML-TR train, or STSb-TR train for ``sts-expert``).
     """
     rng = np.random.default_rng(recipe.seed)
-    pairs = load_pairs(data, columns, scale) if data else _builtin_pairs(recipe.pairs)
-    if recipe.max_pairs and recipe.max_pairs < len(pairs):
-        pairs = pairs.sample(n=recipe.max_pairs, random_state=recipe.seed)
-    parts = [pairs]
-    if recipe.typing_augment:
-        sentences = sorted(set(pairs["sentence_0"]) | set(pairs["sentence_1"]))
-        parts += [_typing_twins(sentences, recipe.typing_augment, rng), _typed_like_users(pairs, recipe.typing_augment, rng)]
-    if recipe.general_sts:
-        parts.append(stsb_tr("train"))
-    out = {"pairs": pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)}
+    out: dict[str, pd.DataFrame] = {}
+    if data or recipe.pairs != "none":
+        pairs = load_pairs(data, columns, scale) if data else _builtin_pairs(recipe.pairs)
+        if recipe.max_pairs and recipe.max_pairs < len(pairs):
+            pairs = pairs.sample(n=recipe.max_pairs, random_state=recipe.seed)
+        parts = [pairs]
+        if recipe.typing_augment:
+            sentences = sorted(set(pairs["sentence_0"]) | set(pairs["sentence_1"]))
+            parts += [_typing_twins(sentences, recipe.typing_augment, rng),
+                      _typed_like_users(pairs, recipe.typing_augment, rng)]
+        if recipe.general_sts:
+            parts.append(stsb_tr("train"))
+        out["pairs"] = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)
     if recipe.triplets:
         triplets = mltr_triplets("train")
         if recipe.max_triplets and recipe.max_triplets < len(triplets):
             triplets = triplets.sample(n=recipe.max_triplets, random_state=recipe.seed)
-        if recipe.typing_augment:
-            typed = triplets.sample(frac=0.3, random_state=recipe.seed).assign(anchor=lambda f: f["anchor"].map(ascii_fold))
-            triplets = pd.concat([triplets, typed], ignore_index=True)
-        out["triplets"] = triplets.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True)
+        out["triplets"] = _with_typed_anchors(triplets, recipe)
+    if recipe.d2l_pairs:
+        kinds = d2l_training_pairs(recipe.d2l_pairs, recipe.seed)
+        unknown = sorted(set(recipe.d2l_kinds) - set(kinds))
+        if unknown:
+            raise AnlamError(f"d2l_kinds: unknown {', '.join(unknown)} (choose from {', '.join(kinds)})")
+        out |= {f"d2l-{kind}": kinds[kind] for kind in recipe.d2l_kinds}
+        if "d2l-heading" in out:
+            out["d2l-heading"] = _with_typed_anchors(out["d2l-heading"], recipe)
+    if recipe.distill:
+        paragraphs = d2l_blocks("train").query("kind == 'paragraph' and en != ''")
+        out["distill"] = paragraphs.sample(n=min(recipe.distill, len(paragraphs)), random_state=recipe.seed)[["tr", "en"]]
     if recipe.general_tqp:
         general = tqp("train").sample(n=recipe.general_tqp, random_state=recipe.seed)
         out["tqp"] = general.rename(columns={"sentence_0": "anchor", "sentence_1": "positive"})[["anchor", "positive"]]
@@ -171,7 +197,7 @@ def data_statistics(datasets: dict[str, pd.DataFrame]) -> dict[str, dict]:
     stats = {}
     for name, frame in datasets.items():
         entry: dict[str, object] = {"rows": len(frame), "columns": list(frame.columns)}
-        if "label" in frame:
+        if "label" in frame and pd.api.types.is_numeric_dtype(frame["label"]):
             entry["label_mean"] = round(float(frame["label"].mean()), 3)
             entry["label_histogram"] = np.histogram(frame["label"], bins=5, range=(0, 1))[0].tolist()
         stats[name] = entry
@@ -194,11 +220,18 @@ def _pair_loss(model, name: str):
 
 
 def build_losses(model, recipe: Recipe, names: list[str]) -> dict:
-    """One loss per dataset; Matryoshka wraps each when the recipe lists dimensions."""
+    """One loss per dataset: the recipe's pair loss, MSE for distillation, MultipleNegativesRanking for the
+    rest; Matryoshka wraps each when the recipe lists dimensions."""
     from sentence_transformers.sentence_transformer import losses
 
-    chosen = {name: (_pair_loss(model, recipe.loss) if name == "pairs" else losses.MultipleNegativesRankingLoss(model))
-              for name in names}
+    def loss_for(name: str):
+        if name == "pairs":
+            return _pair_loss(model, recipe.loss)
+        if name == "distill":
+            return losses.MSELoss(model)
+        return losses.MultipleNegativesRankingLoss(model)
+
+    chosen = {name: loss_for(name) for name in names}
     if recipe.matryoshka:
         dims = sorted({d for d in recipe.matryoshka if d <= model.get_embedding_dimension()}, reverse=True)
         chosen = {name: losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims) for name, loss in chosen.items()}
@@ -211,8 +244,22 @@ def _prompts(model, names: list[str]) -> dict | None:
     query, passage = prompts.get("query"), prompts.get("passage", prompts.get("query"))
     if not query:
         return None
-    per = {"pairs": query, "tqp": query, "triplets": {"anchor": query, "positive": passage, "negative": passage}}
-    return {name: per[name] for name in names}
+    # e5 gives both sides of a symmetric task "query: "; a heading finds a passage
+    per = {"triplets": {"anchor": query, "positive": passage, "negative": passage},
+           "d2l-heading": {"anchor": query, "positive": passage}}
+    return {name: per.get(name, query) for name in names}
+
+
+def _distillation_targets(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """``sentence`` (Turkish) and ``label``: the untrained model's embedding of the English original.
+
+    e5's English space is its strongest; regressing the Turkish side onto it (Reimers & Gurevych,
+    2020) carries that over to Turkish. The teacher is the base itself, before the first step.
+    """
+    prompt = (model.prompts or {}).get("query", "")
+    teacher = model.encode(frame["en"].tolist(), prompt=prompt, batch_size=32, convert_to_numpy=True,
+                           normalize_embeddings=True, show_progress_bar=True)
+    return pd.DataFrame({"sentence": frame["tr"].tolist(), "label": list(teacher.astype(np.float32))})
 
 
 def _freeze_word_embeddings(model) -> None:
@@ -323,7 +370,7 @@ def train(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     out = Path(out)
-    base_path = resolve_model_path(base)
+    base_path = resolve_model_path(base or "base")  # the raw base, whatever the default model is
     datasets = training_data(recipe, data, columns, scale)  # validate data before touching anything
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if not distributed or int(os.environ.get("RANK", "0")) == 0:
@@ -335,6 +382,8 @@ def train(
         model.max_seq_length = recipe.max_seq_length
     if recipe.freeze_embeddings:
         _freeze_word_embeddings(model)
+    if "distill" in datasets:
+        datasets["distill"] = _distillation_targets(model, datasets["distill"])
     names = list(datasets)
     train_dataset = DatasetDict({n: Dataset.from_pandas(f, preserve_index=False) for n, f in datasets.items()})
     args = SentenceTransformerTrainingArguments(
@@ -399,6 +448,8 @@ def _finish(model, out: Path, recipe: Recipe, base_path: str, data: PathLike | N
     """Save the model, its card and the loss curve; the completion marker goes last."""
     from anlam.modelcard import render_card
 
+    if "query" in (model.prompts or {}):
+        model.default_prompt_name = "query"  # SentenceTransformer(path).encode(texts) then embeds as anlam does
     try:
         model.save_pretrained(str(out))
         _loss_curve(log, out / "loss-curve.png")

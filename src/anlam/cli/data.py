@@ -1,4 +1,4 @@
-"""Commands over data: ``data build`` (the ML-TR corpus) and ``data check`` (any pair file)."""
+"""Commands over data: ``data build`` (the ML-TR corpus), ``data d2l`` (the real-text extract), ``data check``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from anlam.cli import app
 from anlam.cli.common import print_jsonl, print_table, stdout
 from anlam.data import build_corpus, check_pairs
 
-data_app = typer.Typer(help="Build the ML-TR corpus; check pair files.", no_args_is_help=True)
+data_app = typer.Typer(help="Build the ML-TR corpus and the d2l-tr extract; check pair files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -32,6 +32,22 @@ def data_build(
     print_table("splits", ["split", "concepts", "pairs", "triplets"],
                 ([s, stats["concepts_per_split"][s], stats["pairs_per_split"][s], stats["triplets_per_split"][s]]
                  for s in stats["pairs_per_split"]))
+
+
+@data_app.command("d2l")
+def data_d2l(
+    src: Annotated[Path, typer.Argument(help="A d2l-tr checkout (chapter_*/ folders and TERMINOLOGY.md).")],
+    out: Annotated[Path, typer.Option(help="Where blocks.parquet and glossary.csv go.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Extract headings, prose paragraphs (with their English originals) and the glossary from d2l-tr."""
+    from anlam.data.d2l import write
+
+    counts = write(src, out)
+    if json_out:
+        print_jsonl([counts])
+    else:
+        print_table(f"d2l-tr extract in {out}", ["what", "count"], counts.items())
 
 
 @data_app.command("check")

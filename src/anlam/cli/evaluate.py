@@ -13,7 +13,7 @@ from anlam.cli.common import print_jsonl, print_table, stdout
 
 @app.command("eval")
 def eval_command(
-    models: Annotated[list[Path] | None, typer.Argument(help="Model folders; the first is the reference (default: the base).")] = None,
+    models: Annotated[list[Path] | None, typer.Argument(help="Model folders or built-in names (base, anlam-ml-tr-small); the first is the reference (default: base).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write report.md, report.json and PNGs here.")] = None,
     pairs: Annotated[Path | None, typer.Option(help="Your own labelled pairs (CSV/TSV/JSONL/Parquet).")] = None,
     columns: Annotated[str | None, typer.Option(help="Column mapping for --pairs: 'first,second,label'.")] = None,
@@ -21,17 +21,22 @@ def eval_command(
     queries: Annotated[Path | None, typer.Option(help="Your queries: columns id, text.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Your corpus: columns id, text.")] = None,
     qrels: Annotated[Path | None, typer.Option(help="Relevance: columns query_id, doc_id.")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="Only these tasks: sts, pairs, retrieval, tqp, clustering, robustness, user.")] = None,
+    task: Annotated[list[str] | None, typer.Option(
+        help="Only these tasks: sts, pairs, retrieval, robustness, clustering, d2l, general, user.")] = None,
+    split: Annotated[str, typer.Option(help="dev (to choose between recipes) or test (to report, once).")] = "test",
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: automatic).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print every metric as JSON.")] = False,
 ) -> None:
-    """Evaluate models on ML-TR, STSb-TR and TQP (and your files): a table with deltas vs the first."""
+    """Evaluate models on the bank (ML-TR), real text (d2l-tr) and general Turkish (STSb-TR, TQP), and your files.
+
+    One table, grouped, with deltas against the first model and the do-no-harm verdict.
+    """
     from anlam.evaluate import UserData, run_suite
 
     user = UserData(pairs, columns, scale, queries, corpus, qrels)
-    report = run_suite(models or [None], out, user, task, device)
+    report = run_suite(models or ["base"], out, user, task, device, split)
     if json_out:
-        print_jsonl([{"models": report["models"], "metrics": report["metrics"]}])
+        print_jsonl([{k: report[k] for k in ("models", "split", "metrics", "harm")}])
     else:
         stdout.print(report["markdown"])
         if out:

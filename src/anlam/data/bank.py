@@ -1,7 +1,8 @@
 """The ML-TR concept bank: authored Turkish ML concepts, one YAML file per subfield.
 
 Each concept carries a definition, paraphrases that keep every fact of it, other true facts,
-near-miss sentences that look the same but say something wrong, and user questions
+near-miss sentences that look the same but say something wrong, user questions, and questions
+that describe the concept without naming it, as people ask when they do not know the term
 (see ``bank/`` and shared/docs/CORPUS_GUIDE.md for how they are written).
 """
 
@@ -14,10 +15,10 @@ from pathlib import Path
 import yaml
 
 from anlam.errors import AnlamError
-from anlam.text import clean
+from anlam.text import clean, search_key
 
 PathLike = Path | str
-MINIMUMS = {"paraphrases": 5, "facts": 2, "near_misses": 3, "questions": 3}
+MINIMUMS = {"paraphrases": 5, "facts": 2, "near_misses": 3, "questions": 3, "unnamed_questions": 2}
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Concept:
     facts: tuple[str, ...]
     near_misses: tuple[str, ...]
     questions: tuple[str, ...]
+    unnamed_questions: tuple[str, ...]
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -65,6 +67,11 @@ def _concept(entry: object, path: Path, index: int) -> Concept:
     for key, minimum in MINIMUMS.items():
         if len(lists[key]) < minimum:
             raise AnlamError(f"{where}: field {key}: {len(lists[key])} given, at least {minimum} needed")
+    names = [entry["name_tr"], entry["name_en"], *(entry.get("variants") or [])]
+    for question in lists["unnamed_questions"]:
+        named = next((n for n in names if len(n) >= 3 and search_key(n) in search_key(question)), None)
+        if named:
+            raise AnlamError(f"{where}: field unnamed_questions: {question!r} names the concept ({named!r})")
     if entry["subfield"] != path.stem:
         raise AnlamError(f"{where}: field subfield: {entry['subfield']!r} does not match the file name {path.stem!r}")
     return Concept(

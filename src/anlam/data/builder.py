@@ -8,7 +8,7 @@ definition and its paraphrases):
 | paraphrase   | definition <-> paraphrase                            | 0.95  |
 | paraphrase   | paraphrase <-> paraphrase                            | 0.90  |
 | same-concept | S <-> another true fact of the concept               | 0.75 (definition) / 0.70 (paraphrase) |
-| same-concept | S <-> a question the definition answers              | 0.60  |
+| same-concept | S <-> a question the definition answers (named or not) | 0.60  |
 | sibling      | S <-> S of another concept in the same subfield      | 0.40  |
 | near-miss    | definition <-> near-miss                             | 0.20  |
 | near-miss    | paraphrase <-> near-miss                             | 0.15  |
@@ -89,7 +89,7 @@ def _concept_pairs(c: Concept) -> list[dict]:
     for i, statement in enumerate(c.statements):
         for fact in c.facts:
             rows.append(_row(statement, fact, 0.75 if i == 0 else 0.70, "same-concept", c, c))
-        for question in c.questions:
+        for question in (*c.questions, *c.unnamed_questions):
             rows.append(_row(statement, question, 0.60, "same-concept", c, c))
         for near_miss in c.near_misses:
             rows.append(_row(statement, near_miss, 0.20 if i == 0 else 0.15, "near-miss", c, c))
@@ -127,10 +127,12 @@ def build_pairs(concepts: list[Concept], seed: int = 42) -> pd.DataFrame:
 
 
 def build_triplets(concepts: list[Concept], seed: int = 42) -> pd.DataFrame:
-    """(anchor, positive, hard negative) for contrastive training.
+    """(anchor, positive, hard negative) for contrastive training; the positive is the definition.
 
-    Anchors are questions and paraphrases, the positive is the definition, negatives are the
-    concept's own near-misses and the definition of a sibling concept.
+    A question (named or not) gets negatives it can rule out: a sibling concept's definition and
+    one from another subfield. A near-miss is no such negative for a question ("sgd nedir" does
+    not say which fact is true), so near-misses go only with paraphrase anchors, statement
+    against statement, where the changed fact is there to be read.
     """
     rng = np.random.default_rng(seed)
     by_subfield: dict[str, list[Concept]] = defaultdict(list)
@@ -139,31 +141,31 @@ def build_triplets(concepts: list[Concept], seed: int = 42) -> pd.DataFrame:
     rows = []
     for c in concepts:
         siblings = [s for s in by_subfield[c.subfield] if s.id != c.id]
-        for question in c.questions:
-            for near_miss in c.near_misses:
-                rows.append({"anchor": question, "positive": c.definition, "negative": near_miss})
-            if siblings:
-                rows.append({"anchor": question, "positive": c.definition,
-                             "negative": siblings[rng.integers(len(siblings))].definition})
+        others = [o for o in concepts if o.subfield != c.subfield]
+        for question in (*c.questions, *c.unnamed_questions):
+            for pool in (siblings, others):
+                if pool:
+                    rows.append({"anchor": question, "positive": c.definition,
+                                 "negative": pool[rng.integers(len(pool))].definition})
         for paraphrase, near_miss in zip(c.paraphrases, itertools.cycle(c.near_misses)):
             rows.append({"anchor": paraphrase, "positive": c.definition, "negative": near_miss})
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
 def build_retrieval(concepts: list[Concept]) -> dict:
-    """Questions -> the definition that answers them, among all definitions and near-misses.
+    """Questions -> the definition that answers them, among the definitions of every concept of the split.
 
-    Near-misses sit in the corpus as distractors: they share the words of the right
-    definition but say something wrong, so lexical overlap alone does not win.
+    Query ids say the kind: ``ID:qK`` names the concept, ``ID:uK`` describes it without naming it.
+    Near-misses are not in the corpus: a question cannot tell a definition from its flipped-fact
+    twin, so ranking them is no test of retrieval (the pair tasks test that).
     """
     queries, corpus, qrels = {}, {}, {}
     for c in concepts:
         corpus[f"{c.id}:def"] = c.definition
-        for k, near_miss in enumerate(c.near_misses):
-            corpus[f"{c.id}:nm{k}"] = near_miss
-        for k, question in enumerate(c.questions):
-            queries[f"{c.id}:q{k}"] = question
-            qrels[f"{c.id}:q{k}"] = [f"{c.id}:def"]
+        for prefix, questions in (("q", c.questions), ("u", c.unnamed_questions)):
+            for k, question in enumerate(questions):
+                queries[f"{c.id}:{prefix}{k}"] = question
+                qrels[f"{c.id}:{prefix}{k}"] = [f"{c.id}:def"]
     return {"queries": queries, "corpus": corpus, "qrels": qrels}
 
 
@@ -220,7 +222,7 @@ def datasheet_stats(built: dict[str, BuiltData], concepts: list[Concept], seed: 
     all_pairs = pd.concat([d.pairs.assign(split=s) for s, d in built.items()], ignore_index=True)
     subfield_of = {c.id: c.subfield for c in concepts}
     all_pairs["subfield"] = all_pairs["concept_0"].map(subfield_of)
-    sentences = [s for c in concepts for s in (*c.statements, *c.facts, *c.near_misses, *c.questions)]
+    sentences = [s for c in concepts for s in (*c.statements, *c.facts, *c.near_misses, *c.questions, *c.unnamed_questions)]
     words = np.array([len(s.split()) for s in sentences])
     counts, edges = np.histogram(all_pairs["label"], bins=20, range=(0, 1))
     concept_counts = Counter(c.subfield for c in concepts)
@@ -293,14 +295,16 @@ Turkish; nothing was copied from an outside source or generated from templates. 
 a definition, at least five paraphrases that keep every fact of it, at least two other true
 facts, at least three near-misses (a sibling term swapped in, a reversed direction, a wrong object,
 a negation, a wrong number) and at least three questions as users type them (some without
-Turkish letters or a question mark). Code builds only the pairs.
+Turkish letters or a question mark), and at least two questions that describe the concept
+without naming it, as people ask when they do not know the term. Code builds only the pairs.
 
 ## Files (per split: train, dev, test)
 - `pairs-SPLIT.parquet`: `sentence_0, sentence_1, label` (the ml-paraphrase-tr schema) plus
   `grade, concept_0, concept_1`;
-- `triplets-SPLIT.parquet`: `anchor, positive, negative` (question or paraphrase, definition,
-  near-miss or sibling definition);
-- `retrieval-SPLIT.json`: `queries`, `corpus` (definitions and near-miss distractors), `qrels`;
+- `triplets-SPLIT.parquet`: `anchor, positive, negative` (a question with another concept's
+  definition as negative, or a paraphrase with a near-miss);
+- `retrieval-SPLIT.json`: `queries` (ids `ID:qK` name the concept, `ID:uK` do not), `corpus`
+  (the split's definitions), `qrels`;
 - `clustering-SPLIT.parquet`: `sentence, label` (label = subfield), `concept`;
 - `stats.json` (every number below), `label-histogram.png`.
 

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from anlam.errors import AnlamError
-from anlam.models.base import ensure_default_base
+from anlam.models import shipped
 from anlam.text import nfc
 
 logger = logging.getLogger(__name__)
@@ -28,10 +28,17 @@ UNBOUNDED_TOKENS = 1 << 30  # max_tokens of a model with no length limit (static
 
 
 def resolve_model_path(model: PathLike | None) -> str:
-    """A local model folder (checked), or a hub name passed through; ``None`` is the default base."""
+    """A local model folder (checked), a built-in model, or a hub name passed through.
+
+    ``None`` is the default built-in model (the tuned ``anlam-ml-tr-small`` when this install ships
+    it, else the base); a built-in name ("base", "e5-small", "anlam-ml-tr-small") is built on first
+    use, unless a local folder of that name exists.
+    """
     if model is None:
-        return str(ensure_default_base())
+        return str(shipped.BUILTIN_MODELS[shipped.DEFAULT_MODEL]())
     path = Path(model)
+    if not path.exists() and str(model) in shipped.BUILTIN_MODELS:
+        return str(shipped.BUILTIN_MODELS[str(model)]())
     if path.exists():
         if not path.is_dir() or not ((path / "modules.json").exists() or (path / "config.json").exists()):
             raise AnlamError(f"{path}: not a model folder (no modules.json or config.json)")
@@ -87,7 +94,7 @@ class Embedder:
 
     @classmethod
     def from_pretrained(cls, path: PathLike | None = None, device: str | None = None) -> Embedder:
-        """Load ``path`` (a sentence-transformers folder; ``None`` = the embedded default base).
+        """Load ``path`` (a sentence-transformers folder or built-in name; ``None`` = the default built-in model).
 
         Raises:
             AnlamError: the path is not a model folder or cannot be loaded.
@@ -187,7 +194,7 @@ class Embedder:
     def _encode(self, texts: list[str], prompt: str | None, batch_size: int, show_progress: bool) -> np.ndarray:
         prefix = self.prompt_text(prompt)
         out = self.model.encode(
-            texts, prompt=prefix or None, batch_size=batch_size, show_progress_bar=show_progress,
+            texts, prompt=prefix, batch_size=batch_size, show_progress_bar=show_progress,
             convert_to_numpy=True, normalize_embeddings=False,
         )
         return np.asarray(out, dtype=np.float32)
