@@ -31,14 +31,17 @@ TASKS = ("sts", "pairs", "retrieval", "robustness", "clustering", "d2l", "genera
 CANDIDATES: dict[str, dict] = {
     # parent: quick trained on the bank before this change (score it with --extra)
     "quick (bank pairs + triplets)": {},
-    # parent: quick -- real-text pairs from d2l-tr train chapters (MNRL)
-    "+ d2l pairs": {"d2l_pairs": 400},
+    # parent: quick -- trained at the base's full length (512) instead of 64 tokens
+    "quick, full length": {"max_seq_length": 0},
+    # parent: quick -- real-text pairs from d2l-tr train chapters (MNRL), at 128 tokens: at the full
+    # 512 the paragraph batches ran out of 24 GB. This is the new `quick` before its merge (--steps 150).
+    "+ d2l pairs": {"max_seq_length": 128, "d2l_pairs": 400},
     # parent: + d2l pairs -- a five times lower learning rate keeps the base's geometry
-    "+ d2l pairs, lr 1e-5": {"d2l_pairs": 400, "lr": 1e-5},
+    "+ d2l pairs, lr 1e-5": {"max_seq_length": 128, "d2l_pairs": 400, "lr": 1e-5},
     # parent: + d2l pairs -- English -> Turkish distillation from the frozen base
-    "+ d2l pairs + distill": {"d2l_pairs": 400, "distill": 800},
+    "+ d2l pairs + distill": {"max_seq_length": 128, "d2l_pairs": 400, "distill": 800},
     # parent: + d2l pairs -- the bank's graded pair loss off: retrieval and real-text signal only
-    "+ d2l pairs, no bank pairs": {"d2l_pairs": 400, "pairs": "none"},
+    "+ d2l pairs, no bank pairs": {"max_seq_length": 128, "d2l_pairs": 400, "pairs": "none"},
 }
 SHOWN = ["ml-tr-dev_spearman_cosine", "ml-tr-dev-retrieval_cosine_mrr@10", "ml-tr-dev-retrieval-unnamed_cosine_mrr@10",
          "d2l-dev-heading_cosine_mrr@10", "d2l-dev-heading-ascii_cosine_mrr@10", "d2l-dev-first-sentence_cosine_mrr@10",
@@ -89,7 +92,9 @@ def main() -> None:
             continue
         folder = args.out / f"candidate-{i}"
         if not (args.reuse and folder.exists()):
-            recipe = load_recipe("quick", max_steps=args.steps, save_steps=10_000, **fields)
+            # every candidate is the old quick (64 tokens, no real text, no merge) plus its own fields
+            recipe = load_recipe("quick", max_steps=args.steps, save_steps=10_000,
+                                 **{"max_seq_length": 64, "d2l_pairs": 0, "merge_base": 1.0, **fields})
             train(folder, recipe, device="cpu", evaluate=False, overwrite=True)
             rows[name] = score(str(folder), name)
         for weight in args.merges:

@@ -33,6 +33,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="anlam: %(message)s")
+    # anlam names the prompt of every call itself; the notice that a folder has a default prompt is noise here
+    logging.getLogger("sentence_transformers.base.model").setLevel(logging.ERROR)
     try:
         app()
     except AnlamError as exc:

@@ -104,7 +104,7 @@ def paraphrase(
 
 @app.command()
 def calibrate(
-    model: Annotated[Path | None, typer.Argument(help="Model folder (default: the embedded base).")] = None,
+    model: Annotated[Path | None, typer.Argument(help="Model folder or built-in name (default: the built-in tuned model; `base` for the raw base).")] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Labelled pairs (label >= 0.5 is a paraphrase); default ML-TR dev (paraphrase vs every other grade).")] = None,
     columns: Annotated[str | None, typer.Option(help="Text, text and label columns of --pairs (default sentence_0,sentence_1,label).")] = None,
     json_out: JsonOpt = False,

@@ -45,7 +45,7 @@ def eval_command(
 
 @app.command("mteb")
 def mteb_command(
-    model: Annotated[Path | None, typer.Argument(help="Model folder (default: the embedded base).")] = None,
+    model: Annotated[Path | None, typer.Argument(help="Model folder or built-in name (default: base).")] = None,
     task: Annotated[list[str] | None, typer.Option(
         help="Only these: stsb-tr, ml-tr-sts, ml-tr-pairs, ml-tr-retrieval, ml-tr-clustering.")] = None,
     out: Annotated[Path | None, typer.Option(help="Save mteb's result JSON files here.")] = None,
@@ -56,7 +56,7 @@ def mteb_command(
     """Run the mteb package offline on local tasks built from STSb-TR and ML-TR test."""
     from anlam.mteb_local import BUILTIN, run_mteb
 
-    scores = run_mteb(model, task, out, device, batch_size, show_progress=True)
+    scores = run_mteb(model or "base", task, out, device, batch_size, show_progress=True)
     if json_out:
         print_jsonl([{"task": name} | metrics for name, metrics in scores.items()])
     else:

@@ -12,7 +12,7 @@ from anlam.cli import app
 from anlam.cli.common import print_jsonl, print_table, stderr, stdout
 from anlam.cli.core import base_app
 
-ModelArg = Annotated[Path | None, typer.Argument(help="Model folder (default: the embedded base).")]
+ModelArg = Annotated[Path | None, typer.Argument(help="Model folder or built-in name (default: the built-in tuned model; `base` for the raw base).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (an earlier export there is replaced).")]
 CorpusOpt = Annotated[list[Path] | None, typer.Option(
     "--corpus", "-c", help="Turkish text: .txt lines, or every text column of .csv/.tsv/.jsonl/.parquet "

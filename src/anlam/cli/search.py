@@ -37,7 +37,7 @@ class Mode(str, Enum):
 def build(
     docs: DocsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to create (an existing index is rebuilt).")],
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model folder (default: the embedded base).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model folder or built-in name (default: the built-in tuned model; `base` for the raw base).")] = None,
     store: Annotated[str, typer.Option(help="embedded, milvus:PATH.db (Milvus Lite) or http://host:19530.")] = "embedded",
     max_words: Annotated[int, typer.Option(help="Longest passage, in words.")] = 120,
     overlap: Annotated[int, typer.Option(help="Sentences repeated at the start of the next passage.")] = 1,

@@ -17,7 +17,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 @app.command()
 def serve(
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model folder (default: the index's model, else the embedded base).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model folder or built-in name (default: the index's model, else the built-in tuned model).")] = None,
     index: Annotated[Path | None, typer.Option(help="Index folder to serve on /v1/search.")] = None,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback is reachable from other machines.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,

@@ -258,12 +258,18 @@ def _numbers(values: dict) -> dict[str, float]:
 
 
 def _quantised_delta(tuned: dict, base: dict, run_dir: Path, base_dir: Path) -> dict:
-    """``tuned - base`` for every floating tensor that changed; other tensors must be equal."""
+    """``tuned - base`` for every floating tensor that changed; other tensors must be equal.
+
+    The converted base has no pooler; transformers gives the tuned model a fresh one when it loads and
+    saves it. Sentence-transformers pools the token states itself and never reads it, so it is left
+    out (the rebuild gets a fresh one the same way); any other tensor only one side has is an error.
+    """
     import torch
 
-    if tuned.keys() != base.keys():
-        odd = sorted(tuned.keys() ^ base.keys())
-        raise AnlamError(f"{run_dir}: weights do not match the base {base_dir} (tensor {odd[0]} is in only one)")
+    extra = sorted(name for name in tuned.keys() ^ base.keys() if not name.startswith("pooler."))
+    tuned = {name: value for name, value in tuned.items() if name in base}
+    if extra:
+        raise AnlamError(f"{run_dir}: weights do not match the base {base_dir} (tensor {extra[0]} is in only one)")
     out = {}
     for name, value in tuned.items():
         if value.shape != base[name].shape:
