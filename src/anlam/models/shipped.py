@@ -235,7 +235,12 @@ def evaluation_summary(evaluation: dict | None, count: int = 3) -> str | None:
     if not runs:
         return None
     tuned, base = runs[-1], runs[0] if len(runs) > 1 else {}
-    keys = [k for k in tuned if k.endswith(("_spearman_cosine", "_cosine_mrr@10"))] or list(tuned)
+    # one headline per yardstick when the report has them: bank STS, real-text retrieval, general STS
+    headline = [next((k for k in tuned if k.startswith(prefix) and k.endswith(suffix)), None)
+                for prefix, suffix in (("ml-tr-", "_spearman_cosine"), ("d2l-", "-heading_cosine_mrr@10"),
+                                       ("stsb-tr-", "_spearman_cosine"))]
+    keys = [k for k in headline if k] or [k for k in tuned if k.endswith(("_spearman_cosine", "_cosine_mrr@10"))]
+    keys = keys or list(tuned)
     parts = []
     for key in keys[:count]:
         change = f" ({tuned[key] - base[key]:+.3f})" if key in base else ""
