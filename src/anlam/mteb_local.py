@@ -218,7 +218,7 @@ def mteb_prompts(prompts: Mapping[str, str | None] | None) -> dict[str, str]:
 
 
 def mteb_model(model: PathLike | None = None, device: str | None = None) -> SentenceTransformerEncoderWrapper:
-    """An anlam model folder (None: the embedded base) as an mteb encoder, with anlam's prompts.
+    """An anlam model folder (None: the default built-in model) as an mteb encoder, with anlam's prompts.
 
     Its mteb name is ``anlam/<folder name>``, which names its results folder.
     """
@@ -243,7 +243,7 @@ def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | Non
     """Evaluate a model folder on local mteb tasks offline; save mteb's result files under ``out``.
 
     Args:
-        model: a sentence-transformers folder (None: the embedded base).
+        model: a sentence-transformers folder (None: the default built-in model; "base": the raw base).
         tasks: ``BUILTIN`` names and/or task objects (default: every builtin task).
         out: folder for mteb's results (``results/anlam__<model>/local/<Task>.json``), written
             only after every task ran; None writes nothing.

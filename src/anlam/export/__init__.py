@@ -43,7 +43,7 @@ def export_model(
     calibration_size: int = 300,
     pca_dims: int | None = 256,
 ) -> dict:
-    """Export ``model`` (a sentence-transformers folder; ``None``: the embedded base) as ``fmt`` into ``out``.
+    """Export ``model`` (a sentence-transformers folder; ``None``: the default built-in model) as ``fmt`` into ``out``.
 
     Args:
         fmt: one of ``FORMATS``.

@@ -150,7 +150,7 @@ def prune_vocab(model: PathLike | None, texts: Sequence[str], out: PathLike,
     """Save a copy of ``model`` whose vocabulary keeps only what ``texts`` (Turkish, English) use.
 
     Args:
-        model: a sentence-transformers folder (``None``: the embedded base).
+        model: a sentence-transformers folder (``None``: the default built-in model).
         texts: the corpus that decides which pieces stay.
         out: the new model folder (replaced as a whole if it exists).
         check_texts: texts to measure the change on (default: ML-TR and STSb-TR test sentences,

@@ -155,7 +155,7 @@ class Index:
         """Build an index of ``documents`` (``Document`` objects and/or files and folders) at ``out``.
 
         Args:
-            model: a model folder, a loaded ``Embedder``, or ``None`` for the embedded base.
+            model: a model folder, a loaded ``Embedder``, or ``None`` for the default built-in model.
             store: "embedded" (FAISS + SQLite in the folder), "milvus:PATH.db" (Milvus Lite) or
                 "http://host:19530" (a Milvus server).
             max_words, overlap: passage size in words and sentences shared by neighbours.
