@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,29 @@ def test_cli_pack_and_models(cli, packaged, tuned_path, tiny_model_path, tmp_pat
     report.write_text("{not json", encoding="utf-8")
     result = cli("base", "pack", tuned_path, "--out", out, "--base", tiny_model_path, "--report", report)
     assert result.returncode == 2 and f"{report}: line 1: not JSON" in result.stderr
+
+
+@pytest.mark.slow
+def test_shipped_model_rebuilds_to_the_trained_folder(base_model_path):
+    """The real delta in the package, applied to the real base, gives the trained folder's vectors back.
+
+    The reference vectors were written from the trained folder (runs/quick-m0.25) when it was packed.
+    """
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    from anlam.models import Embedder, ensure_shipped
+
+    reference = json.loads((Path(__file__).parent / "data" / "shipped_reference.json").read_text(encoding="utf-8"))
+    folder = ensure_shipped()
+    tuned = Embedder.from_pretrained(folder, device="cpu")
+    base = Embedder.from_pretrained(base_model_path, device="cpu")
+    for prompt in ("query", "passage"):
+        want = np.array(reference[prompt])
+        got = tuned.encode(reference["texts"], prompt=prompt)
+        assert (got * want).sum(axis=1).min() >= 0.999, prompt
+        # and it is not the base
+        assert (base.encode(reference["texts"], prompt=prompt) * want).sum(axis=1).min() < 0.999, prompt
+    plain = SentenceTransformer(str(folder), device="cpu").encode(reference["texts"])
+    np.testing.assert_allclose(plain, np.array(reference["query"]), atol=1e-4)
