@@ -82,6 +82,8 @@ def test_unknown_task_is_an_error(cli, tiny_model_path):
     result = cli("eval", tiny_model_path, "--task", "retreival")
     assert result.returncode == 2
     assert "unknown task retreival" in result.stderr and "retrieval" in result.stderr
+    result = cli("eval", tiny_model_path, "--split", "train")
+    assert result.returncode == 2 and "unknown split 'train'" in result.stderr
 
 
 def test_harm_names_each_guarded_metric_that_falls():

@@ -201,7 +201,7 @@ def _tqp_retrieval(split: str) -> tuple[dict[str, str], dict[str, str], dict[str
     most sentences; a query must never meet itself in the corpus, hence the split within each set
     (connected components of the pairs, members in file order: even positions corpus, odd queries).
     TQP ships no test split, so its dev file is halved by set: even sets are anlam's dev, odd
-    sets its test (``split="train"`` falls back to dev).
+    sets its test.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -305,6 +305,15 @@ def _bank_retrieval(model, split: str, robustness: bool) -> dict[str, float]:
     return metrics
 
 
+def _check_request(tasks: Sequence[str] | None, split: str) -> None:
+    """Unknown task names and splits are errors, never an empty or mislabelled report."""
+    unknown = sorted(set(tasks or ()) - set(TASKS))
+    if unknown:
+        raise AnlamError(f"unknown task {', '.join(unknown)} (choose from {', '.join(TASKS)})")
+    if split not in ("dev", "test"):
+        raise AnlamError(f"unknown split {split!r} (choose dev or test; train is what models learn from)")
+
+
 def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = None, tasks: Sequence[str] | None = None,
                       split: str = "test") -> ModelResult:
     """Run every task of ``TASKS`` (or the named subset) on ``split`` (dev to choose recipes, test to report).
@@ -314,9 +323,7 @@ def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = Non
     Raises:
         AnlamError: an unknown task name, or a user evaluation file that is missing or malformed.
     """
-    unknown = sorted(set(tasks or ()) - set(TASKS))
-    if unknown:
-        raise AnlamError(f"unknown task {', '.join(unknown)} (choose from {', '.join(TASKS)})")
+    _check_request(tasks, split)
     tasks = set(tasks or TASKS)
     model = embedder.model
     metrics: dict[str, float] = {}
@@ -345,7 +352,7 @@ def evaluate_embedder(embedder: Embedder, name: str, user: UserData | None = Non
         if "d2l" in tasks:
             metrics |= _d2l(model, cache, query_prefix, split)
         if "general" in tasks:
-            metrics |= _sts(stsb_tr(split if split != "train" else "dev"), f"stsb-tr-{split}")(model)
+            metrics |= _sts(stsb_tr(split), f"stsb-tr-{split}")(model)
             # question paraphrases are symmetric: both sides get the query prompt
             metrics |= _ir(model, *_tqp_retrieval(split), f"tqp-{split}", corpus_prompt="query")
         if user and user.pairs and "user" in tasks:
@@ -474,6 +481,7 @@ def run_suite(models: Sequence[PathLike | None], out_dir: PathLike | None = None
     Writes ``report.json``, ``report.md`` and the PNGs to ``out_dir`` (atomically, as a
     folder) when given. Returns ``{"models": [...], "metrics": {model: {...}}, "markdown": str}``.
     """
+    _check_request(tasks, split)
     results = []
     for index, model in enumerate(models):
         embedder = Embedder.from_pretrained(model, device=device)
