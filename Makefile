@@ -21,7 +21,7 @@ demo: install
 	$(VENV)/bin/anlam base build
 	$(VENV)/bin/anlam models
 	$(VENV)/bin/anlam demo
-	$(VENV)/bin/anlam eval base anlam-ml-tr-small --out runs/shipped-eval
+	$(VENV)/bin/anlam eval base anlam-ml-tr-small --out runs/shipped-eval --overwrite
 	$(VENV)/bin/anlam train --preset quick --out runs/quick --overwrite
 
 test: install

@@ -1,6 +1,8 @@
 """Embedder and the foundation commands (encode, similarity) on the tiny model."""
 
 import json
+import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,13 +19,39 @@ def test_encode_shapes_and_norms(tiny_embedder):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_prompt_changes_embedding_and_unknown_prompt_is_empty(tiny_embedder):
+def test_prompt_changes_embedding_and_unknown_prompt_is_an_error(tiny_embedder):
     q = tiny_embedder.encode(TR[:1], prompt="query")
     p = tiny_embedder.encode(TR[:1], prompt="passage")
     n = tiny_embedder.encode(TR[:1], prompt=None)
     assert not np.allclose(q, p)
-    assert tiny_embedder.prompt_text("bilinmeyen") == ""
-    assert np.allclose(n, tiny_embedder.encode(TR[:1], prompt="bilinmeyen"))
+    for none in (None, "", "none"):
+        assert tiny_embedder.prompt_text(none) == ""
+    assert np.allclose(n, tiny_embedder.encode(TR[:1], prompt="none"))
+    with pytest.raises(AnlamError, match="no prompt named 'soru'; this model defines 'query', 'passage'"):
+        tiny_embedder.encode(TR[:1], prompt="soru")
+
+
+@pytest.mark.parametrize("prompts, name, expected", [
+    ({}, "bilinmeyen", ""),  # a model without prompts: every name means no prefix
+    ({"query": None, "document": ""}, "query", ""),  # what sentence-transformers fills in is no prompt
+    ({"query": "q: "}, "passage", ""),  # query-only (asymmetric) models read passages bare
+    ({"query": "q: ", "document": "d: "}, "passage", "d: "),  # sentence-transformers' other name for it
+    ({"query": "", "document": "", "search_query": "sq: "}, "query", None),  # defines prompts, not this one: an error
+])
+def test_prompt_names_across_models(prompts, name, expected):
+    embedder = Embedder(SimpleNamespace(prompts=prompts), "model-x")
+    if expected is None:
+        with pytest.raises(AnlamError, match="model-x: no prompt named 'query'; this model defines 'search_query'"):
+            embedder.prompt_text(name)
+    else:
+        assert embedder.prompt_text(name) == expected
+
+
+def test_cli_prompt_none_still_works(cli, tiny_model_path, tiny_embedder):
+    result = cli("encode", "--model", str(tiny_model_path), "--prompt", "none", TR[0])
+    assert result.returncode == 0, result.stderr
+    got = np.array(json.loads(result.stdout.splitlines()[0]), dtype=np.float32)
+    np.testing.assert_allclose(got, tiny_embedder.encode(TR[:1], prompt=None)[0], atol=1e-5)
 
 
 def test_dim_truncates_and_renormalises(tiny_embedder):
@@ -117,3 +145,100 @@ def test_cli_similarity_json(cli, tiny_model_path):
     matrix = np.array(data["matrix"])
     assert matrix.shape == (3, 3) and np.allclose(np.diag(matrix), 1.0, atol=1e-3)
     assert data["texts"] == TR[:3]
+
+
+# -- token ids -------------------------------------------------------------------------------------
+
+
+def test_token_ids_embed_like_their_text(tiny_embedder):
+    tokenizer = tiny_embedder.tokenizer
+    bare = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TR]
+    full = [tokenizer(t)["input_ids"] for t in TR]  # with <s> ... </s>: not doubled
+    for prompt in ("query", "passage", None):
+        texts = tiny_embedder.encode(TR, prompt=prompt)
+        for ids in (bare, full):
+            np.testing.assert_allclose(tiny_embedder.encode_ids(ids, prompt=prompt), texts, atol=1e-5)
+        assert [len(r) for r in tiny_embedder.model_input_ids(bare, prompt)] == tiny_embedder.token_counts(TR, prompt)
+    assert tiny_embedder.encode_ids(bare, dim=8).shape == (4, 8)
+
+
+def test_token_ids_out_of_vocabulary_or_empty(tiny_embedder):
+    with pytest.raises(AnlamError, match=r"text 2, token 3: id 250002 is not in the vocabulary \(0 to 250001\)"):
+        tiny_embedder.encode_ids([[5, 6], [5, 6, 250002]])
+    with pytest.raises(AnlamError, match="text 1: no token ids"):
+        tiny_embedder.encode_ids([[0, 2]])  # nothing between <s> and </s>
+
+
+def test_long_token_ids_are_cut_like_long_text(tiny_embedder, caplog):
+    long_text = " ".join(["Derin öğrenme modelleri büyük veri ister."] * 60)
+    ids = tiny_embedder.tokenizer(long_text, add_special_tokens=False)["input_ids"]
+    with caplog.at_level("WARNING"):
+        got = tiny_embedder.encode_ids([ids])
+    assert "truncated" in caplog.text
+    np.testing.assert_allclose(got, tiny_embedder.encode([long_text]), atol=1e-5)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def test_weights_that_do_not_fit_the_model_are_an_error(tiny_model_path, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "yanlis"
+    shutil.copytree(tiny_model_path, folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({f"encoder_v2.{k}": v for k, v in weights.items()}, folder / "model.safetensors")
+    with pytest.raises(AnlamError, match=rf"{folder}: its weights do not cover the model \(\d+ of \d+ tensors missing, "
+                                         r"e\.g\. embeddings\..*its files hold instead encoder_v2\."):
+        Embedder.from_pretrained(folder, device="cpu")
+
+
+def test_cli_names_a_folder_with_wrong_weights(cli, tiny_model_path, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "yanlis"
+    shutil.copytree(tiny_model_path, folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("encoder.layer.1.")}, folder / "model.safetensors")
+    result = cli("encode", "--model", str(folder), "merhaba")
+    assert result.returncode == 2 and "its weights do not cover the model" in result.stderr
+    assert "encoder.layer.1." in result.stderr and not result.stdout
+
+
+def test_loading_leaves_logging_and_warnings_alone(tiny_model_path):
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_progress_bar()
+    filters = list(warnings.filters)
+    Embedder.from_pretrained(tiny_model_path, device="cpu")
+    assert hf_logging.get_verbosity() == hf_logging.WARNING
+    assert hf_logging.is_progress_bar_enabled()
+    assert warnings.filters == filters
+
+
+@pytest.fixture(scope="module")
+def onnx_folder(tiny_model_path, tmp_path_factory):
+    from anlam.export import export_model
+
+    out = tmp_path_factory.mktemp("onnx") / "model"
+    export_model(tiny_model_path, out, "onnx")
+    return out
+
+
+def test_exported_folder_refuses_another_device(onnx_folder, cli):
+    with pytest.raises(AnlamError, match=f"{onnx_folder}: an exported model runs on the CPU only, not on --device cuda"):
+        Embedder.from_pretrained(onnx_folder, device="cuda")
+    assert Embedder.from_pretrained(onnx_folder, device="cpu").dim == 32
+    result = cli("serve", "--model", onnx_folder, "--device", "cuda:0")
+    assert result.returncode == 2 and "runs on the CPU only, not on --device cuda:0" in result.stderr
+
+
+def test_exported_folder_takes_token_ids(onnx_folder, tiny_embedder):
+    embedder = Embedder.from_pretrained(onnx_folder, device="cpu")
+    assert embedder.takes_token_ids
+    ids = [embedder.tokenizer(t, add_special_tokens=False)["input_ids"] for t in TR]
+    got = embedder.encode_ids(ids, prompt="query")
+    assert ((got * tiny_embedder.encode(TR, prompt="query")).sum(axis=1) > 0.9999).all()

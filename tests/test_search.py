@@ -13,11 +13,11 @@ import pytest
 from anlam.errors import AnlamError
 from anlam.search import Chunker, Document, Index, read_documents
 from anlam.search.chunking import sections, split_sentences
-from anlam.search.hybrid import rrf
+from anlam.search.hybrid import Fusion, fuse, fuse_pairs
 from anlam.search.index import PROBE, dense_query, parse_filters
 from anlam.search.letters import Letters
 from anlam.search.lexical import Lexical, terms
-from anlam.text import ascii_fold, tokens
+from anlam.text import ascii_fold, tokens, tr_upper
 
 CORPUS = {
     "asiri": "Aşırı öğrenme, modelin eğitim verisini ezberleyip yeni verilerde başarısız olmasıdır.",
@@ -163,9 +163,26 @@ def test_bad_documents_name_the_file(tmp_path, name, content, message):
 
 
 def test_terms_match_across_case_and_missing_turkish_letters():
-    shadow = lambda text: {t for t in terms(text) if not t[0].isalnum()}  # noqa: E731
-    assert shadow("AŞIRI ÖĞRENME") == shadow("asiri ogrenme") == shadow("Aşırı öğrenme") == shadow("ASIRI OGRENME")
-    assert "gpu" in terms("GPU'ların belleği") and "nedir" not in " ".join(terms("Aşırı öğrenme nedir?"))
+    assert terms("AŞIRI ÖĞRENME") == terms("asiri ogrenme") == terms("Aşırı öğrenme") == terms("ASIRI OGRENME")
+    assert terms("ÖĞRENME ORANI") == terms("ogrenme orani") == terms("öğrenme oranı")
+    assert terms("İSTATİSTİK") == terms("istatistik")  # "İ" -> "i", not "i" + a combining dot
+    assert set(terms("GPU'ların belleği")) >= set(terms("GPU"))  # the suffix after the apostrophe goes
+    assert "nedir" not in " ".join(terms("Aşırı öğrenme nedir?"))
+
+
+def test_bm25_scores_a_query_the_same_however_it_is_typed():
+    texts = [*CORPUS.values(), "Öğrenme oranı, gradyan adımının büyüklüğünü belirler.",
+             "GPU ile eğitim hızlanır."]
+    lexical = Lexical.build((i, " ".join(terms(t))) for i, t in enumerate(texts))
+    for query in ("öğrenme oranı nasıl seçilir", "aşırı öğrenme", "GPU'ların belleği"):
+        expected = lexical.search(query, 5)
+        assert expected[0].size
+        for typed in (ascii_fold(query), tr_upper(query), ascii_fold(tr_upper(query))):
+            found = lexical.search(typed, 5)
+            assert found[0].tolist() == expected[0].tolist() and np.allclose(found[1], expected[1]), typed
+    assert texts[lexical.search("ogrenme orani", 1)[0][0]].startswith("Öğrenme oranı")
+    assert texts[lexical.search("AŞIRI ÖĞRENME", 1)[0][0]] == CORPUS["asiri"]
+    assert set(lexical.search("GPU", 5)[0].tolist()) == {2, 7}  # "GPU'ların" and "GPU"
 
 
 def test_bm25_finds_passages_from_capitals_and_ascii_queries():
@@ -182,9 +199,39 @@ def test_bm25_finds_passages_from_capitals_and_ascii_queries():
     assert lexical.search("hiçbir eşleşme yok zzz", 3)[0].size == 0
 
 
-def test_rrf_fuses_ranks_with_weights():
-    assert rrf([[1, 2, 3], [3, 1]], k=1) == [(1, 1 / 2 + 1 / 3), (3, 1 / 4 + 1 / 2), (2, 1 / 3)]
-    assert [i for i, _ in rrf([[1, 2], [2, 1]], k=60, weights=[3.0, 1.0])] == [1, 2]
+def test_rrf_fuses_ranks_with_weights_and_depth():
+    dense = np.array([[0.9, 0.8, 0.7, np.nan]])
+    bm25 = np.array([[2.0, np.nan, 5.0, 1.0]])
+    fused = fuse(dense, bm25, Fusion("rrf", dense_weight=1.0, k=1, depth=10))
+    assert np.allclose(fused, [[(1 / 2 + 1 / 3) / 2, (1 / 3) / 2, (1 / 4 + 1 / 2) / 2, (1 / 4) / 2]])
+    heavy = fuse(dense, bm25, Fusion("rrf", dense_weight=3.0, k=1, depth=10))
+    assert np.nanargmax(heavy) == 0 and heavy[0, 1] > heavy[0, 3]
+    shallow = fuse(dense, bm25, Fusion("rrf", dense_weight=1.0, k=1, depth=1))  # each side's best only
+    assert np.allclose(shallow, [[(1 / 2) / 2, np.nan, (1 / 2) / 2, np.nan]], equal_nan=True)
+
+
+@pytest.mark.parametrize("method", ["minmax", "zscore"])
+def test_score_fusion_rescales_each_side_per_query(method):
+    dense = np.array([[0.9, 0.8, 0.7, np.nan], [0.5, 0.5, np.nan, np.nan]])
+    bm25 = np.array([[20.0, np.nan, 50.0, 10.0], [np.nan, np.nan, np.nan, np.nan]])
+    fused = fuse(dense, bm25, Fusion(method, dense_weight=1.0, depth=10))
+    # scaling a side's raw scores (BM25 across corpora, cosines across models) changes nothing
+    assert np.allclose(fuse(dense * 0.5 + 0.1, bm25 * 7, Fusion(method, 1.0, depth=10)), fused, equal_nan=True)
+    if method == "minmax":  # a side's best 1, worst 0; a candidate the side did not return counts as its worst
+        assert np.allclose(fused[0], [(1 + 0.25) / 2, (0.5 + 0) / 2, (0 + 1) / 2, (0 + 0) / 2])
+    assert np.isnan(fused[1, 2:]).all() and fused[1, 0] == fused[1, 1]  # no BM25 match, tied cosines
+    assert fuse(dense, bm25, Fusion(method, dense_weight=9.0, depth=10))[0].argmax() == 0  # dense's best
+    assert fuse(dense, bm25, Fusion(method, dense_weight=0.1, depth=10))[0].argmax() == 2  # BM25's best
+
+
+def test_fuse_pairs_ranks_ids_from_both_lists():
+    dense, bm25 = [(7, 0.9), (8, 0.8), (9, 0.1)], [(9, 12.0), (7, 3.0)]
+    assert [i for i, _ in fuse_pairs(dense, bm25, Fusion("rrf", 1.0, k=1))] == [7, 9, 8]
+    assert [i for i, _ in fuse_pairs(dense, [], Fusion("zscore", 0.5))] == [7, 8, 9]
+    assert [i for i, _ in fuse_pairs([], bm25, Fusion("minmax", 0.5))] == [9, 7]
+    assert fuse_pairs([], [], Fusion()) == []
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        fuse_pairs(dense, bm25, Fusion("sum"))
 
 
 def test_letters_restore_words_typed_without_turkish_letters():
@@ -194,6 +241,17 @@ def test_letters_restore_words_typed_without_turkish_letters():
     assert letters.restore("aşırı ögrenme") == "aşırı ögrenme"  # words with Turkish letters are the user's choice
     assert dense_query("ASIRI ÖĞRENME NEDIR", letters) == "aşırı öğrenme nedir"
     assert dense_query("GPU belleği") == "GPU belleği"
+    # an ASCII "I" that was an "İ" is no Turkish "ı": the word was typed without Turkish letters
+    assert letters.add(tokens("işaretleri ilkleme")).restore("Isaretleri ve Ilkleme") == "İşaretleri ve İlkleme"
+
+
+def test_dense_query_lower_cases_title_case_but_keeps_acronyms():
+    letters = Letters().add(tokens("Dikkat işaretleri ve ilkleme"))
+    assert dense_query("Biyolojide Dikkat İşaretleri", letters) == "biyolojide dikkat işaretleri"
+    assert dense_query("Dikkat Isaretleri", letters) == "dikkat işaretleri"
+    assert dense_query("GPU (Grafik İşleme Birimi)") == "GPU (grafik işleme birimi)"
+    assert dense_query("Bu bölümde GAN kullanacağız.") == "Bu bölümde GAN kullanacağız."  # a sentence stays
+    assert dense_query("RNN ve LSTM") == "RNN ve LSTM"
 
 
 def test_parse_filters():
@@ -242,7 +300,9 @@ def test_add_replaces_and_delete_removes(hash_index, tmp_path):
     final = Index.load(tmp_path / "ix", HashEmbedder())
     assert final.info()["documents"] == 5
     assert {h.id for h in final.search("GPU belleği pekiştirmeli", k=10)} == {"asiri", "gradyan", "kume", "capraz", "dikkat"}
-    assert [p.name for p in (tmp_path / "ix").iterdir() if p.name.startswith("g")] == [final.manifest["generation"]]
+    # the generation before the current one stays for readers still on it; older ones are gone
+    assert sorted(p.name for p in (tmp_path / "ix").iterdir() if p.name.startswith("g")) == ["g000002", "g000003"]
+    assert final.manifest["generation"] == "g000003"
 
 
 def test_bm25_search_needs_no_model_and_another_model_is_refused(hash_index, tmp_path):
@@ -261,7 +321,7 @@ def test_bad_input_errors(tmp_path, hash_index):
     assert not (tmp_path / "bos" / "manifest.json").exists()
     (tmp_path / "dolu").mkdir()
     (tmp_path / "dolu" / "baska.txt").write_text("x", encoding="utf-8")
-    with pytest.raises(AnlamError, match="not empty and not an anlam index"):
+    with pytest.raises(AnlamError, match="not empty and not an output of `anlam index build`"):
         Index.build(docs(), tmp_path / "dolu", HashEmbedder())
     with pytest.raises(AnlamError, match="no such index"):
         Index.load(tmp_path / "yok")
@@ -274,7 +334,9 @@ def test_bad_input_errors(tmp_path, hash_index):
 
 
 def test_rebuild_in_place_replaces_the_index(hash_index, tmp_path):
-    Index.build([Document("tek", "Tek belge kaldı.")], tmp_path / "ix", HashEmbedder())
+    with pytest.raises(AnlamError, match="add --overwrite"):
+        Index.build([Document("tek", "Tek belge kaldı.")], tmp_path / "ix", HashEmbedder())
+    Index.build([Document("tek", "Tek belge kaldı.")], tmp_path / "ix", HashEmbedder(), overwrite=True)
     index = Index.load(tmp_path / "ix", HashEmbedder())
     assert index.info()["documents"] == 1 and index.search("belge", k=5)[0].id == "tek"
 

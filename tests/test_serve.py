@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -28,6 +33,7 @@ TEXTS = ["GPU'ların belleği büyük modellere yetmiyor.", "AŞIRI ÖĞRENME ne
          "Düzenlileştirme, modelin eğitim verisini ezberlemesini önler."]
 ORIGIN = "https://uygulama.example.com"
 CALIBRATION = Calibration(weight=20.0, bias=-10.0, threshold=0.5, prompt="query")
+LONG = " ".join(["Derin öğrenme modelleri büyük veri ister."] * 30)  # over the tiny model's 128 tokens
 
 
 @contextmanager
@@ -171,7 +177,8 @@ def test_limits_name_the_limit(server):
     assert error_of(post(server, "embeddings", {"input": []}), 422)["code"] == "empty_input"
     assert error_of(post(server, "embeddings", {"input": ["tamam", "  "]}), 422)["param"] == "input[1]"
     assert error_of(post(server, "embeddings", {"input": "x", "dimensions": 33}), 422)["param"] == "dimensions"
-    assert error_of(post(server, "embeddings", {"input": [101, 102]}), 422)["param"].startswith("input")
+    mixed = error_of(post(server, "embeddings", {"input": [101, "metin"]}), 422)
+    assert mixed["param"] == "input" and "list of token ids" in mixed["message"]
     assert error_of(post(server, "embeddings", {"input": "x", "input_type": "soru"}), 422)["param"] == "input_type"
     assert error_of(post(server, "nereye", {}), 404)["type"] == "not_found_error"
     huge = httpx.post(f"{server}/v1/embeddings", content=b"{" + b" " * 200_000 + b"}", headers=AUTH)
@@ -215,7 +222,7 @@ def test_cors_only_for_the_origins_given(server, tiny_embedder):
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
     other = httpx.options(f"{server}/v1/embeddings", headers={"Origin": "https://baska.example.com", **preflight})
     assert "access-control-allow-origin" not in other.headers
-    with live(create_app(tiny_embedder)) as base:  # no --cors-origin: CORS off
+    with live(create_app(tiny_embedder, ServeSettings(paraphrase=False))) as base:  # no --cors-origin: CORS off
         response = httpx.post(f"{base}/v1/embeddings", json={"input": "merhaba"}, headers={"Origin": ORIGIN})
         assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
 
@@ -231,7 +238,7 @@ def test_search_over_an_index(tiny_embedder, tmp_path):
                      metadata={"konu": "optimizasyon"}),
             Document("cnn", "Evrişimli sinir ağları görüntülerdeki yerel örüntüleri öğrenir.", metadata={"konu": "görü"})]
     index = Index.build(docs, tmp_path / "index", model=tiny_embedder)
-    with live(create_app(tiny_embedder, ServeSettings(), index=index)) as base:
+    with live(create_app(tiny_embedder, ServeSettings(paraphrase=False), index=index)) as base:
         body = post(base, "search", {"query": ["gradyan patlamasi", "EVRİŞİMLİ AĞLAR"], "k": 1, "mode": "bm25"}).json()
         assert [r["hits"][0]["id"] for r in body["data"]] == ["optim", "cnn"]
         filtered = post(base, "search", {"query": "gradyan", "mode": "hybrid", "filter": {"konu": "görü"}}).json()
@@ -239,12 +246,176 @@ def test_search_over_an_index(tiny_embedder, tmp_path):
         assert error_of(post(base, "search", {"query": "x", "k": 0}), 422)["param"] == "k"
 
 
+# -- inputs longer than the model reads --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_server(tiny_embedder):
+    """Default limits: an over-long input is 413 unless the request asks for truncation."""
+    with live(create_app(tiny_embedder, calibration=CALIBRATION)) as base:
+        yield base
+
+
+def test_over_long_input_is_413_unless_truncation_is_asked(strict_server, tiny_embedder):
+    counts = tiny_embedder.token_counts(["kısa", LONG], "query")
+    assert counts[1] > tiny_embedder.max_tokens == 128
+    error = error_of(post(strict_server, "embeddings", {"input": ["kısa", LONG]}), 413)
+    assert error["code"] == "context_length_exceeded" and error["param"] == "input[1]"
+    assert f"input[1] has {counts[1]} tokens; the model reads at most 128" in error["message"]
+    assert '"truncate": true' in error["message"] and "--truncate" in error["message"]
+
+    body = post(strict_server, "embeddings", {"input": ["kısa", LONG], "truncate": True}).json()
+    np.testing.assert_allclose([d["embedding"] for d in body["data"]], tiny_embedder.encode(["kısa", LONG]), atol=1e-5)
+    assert body["usage"]["prompt_tokens"] == counts[0] + 128  # the tokens embedded, not the tokens sent
+
+    pairs = {"pairs": [["kısa", "başka bir cümle"], ["kısa", LONG]]}
+    assert error_of(post(strict_server, "similarity", pairs), 413)["param"] == "pairs[1][1]"
+    assert error_of(post(strict_server, "paraphrase", pairs), 413)["param"] == "pairs[1][1]"
+    truncated = post(strict_server, "paraphrase", {**pairs, "truncate": True}).json()
+    assert len(truncated["data"]) == 2 and truncated["usage"]["prompt_tokens"] == sum(
+        tiny_embedder.token_counts(["kısa", "başka bir cümle"], "query")) + 128
+
+
+def test_server_started_with_truncate(tiny_embedder):
+    with live(create_app(tiny_embedder, ServeSettings(truncate=True, paraphrase=False))) as base:
+        body = post(base, "embeddings", {"input": LONG}).json()
+        assert body["usage"]["prompt_tokens"] == 128
+        np.testing.assert_allclose(body["data"][0]["embedding"], tiny_embedder.encode([LONG])[0], atol=1e-5)
+        assert error_of(post(base, "embeddings", {"input": LONG, "truncate": False}), 413)["param"] == "input[0]"
+        ids = tiny_embedder.tokenizer(LONG, add_special_tokens=False)["input_ids"]
+        by_ids = post(base, "embeddings", {"input": ids}).json()
+        assert by_ids["usage"]["prompt_tokens"] == 128
+        np.testing.assert_allclose(by_ids["data"][0]["embedding"], body["data"][0]["embedding"], atol=1e-5)
+
+
+# -- token ids -----------------------------------------------------------------------------------
+
+
+def test_token_ids_are_checked_against_the_vocabulary(strict_server, tiny_embedder):
+    ids = [tiny_embedder.tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS[:2]]
+    bad = [ids[0], ids[1][:5] + [250002] + ids[1][6:]]
+    error = error_of(post(strict_server, "embeddings", {"input": bad}), 422)
+    assert error["param"] == "input[1][5]" and error["code"] == "invalid_token_id"
+    assert "250002 is not in the model's vocabulary (0 to 250001)" in error["message"]
+    assert error_of(post(strict_server, "embeddings", {"input": [3, -1]}), 422)["param"] == "input[1]"
+    assert error_of(post(strict_server, "embeddings", {"input": [ids[0], []]}), 422)["param"] == "input[1]"
+    assert error_of(post(strict_server, "embeddings", {"input": [[1.5]]}), 422)["param"] == "input"
+    long_ids = tiny_embedder.tokenizer(LONG, add_special_tokens=False)["input_ids"]
+    error = error_of(post(strict_server, "embeddings", {"input": [ids[0], long_ids]}), 413)
+    assert error["param"] == "input[1]" and error["code"] == "context_length_exceeded"
+
+
+@pytest.fixture(scope="module")
+def server_process(tiny_model_path, tmp_path_factory):
+    """``anlam serve`` as its own process (the tiny model, an API key); yields the base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "ANLAM_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen([sys.executable, "-m", "anlam", "serve", "--model", str(tiny_model_path), "--port",
+                                    str(port), "--threads", "1", "--no-paraphrase"], stdout=out, stderr=subprocess.STDOUT,
+                                   env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, f"server exited: {log.read_text(encoding='utf-8')}"
+            assert time.monotonic() < deadline, "server did not start"
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_openai_client_sends_token_ids_to_a_server_process(server_process, tiny_embedder):
+    client = openai.OpenAI(base_url=f"{server_process}/v1", api_key=KEY, max_retries=0)
+    tokenizer = tiny_embedder.tokenizer
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    by_text = client.embeddings.create(model="m", input=TEXTS)
+    by_ids = client.embeddings.create(model="m", input=ids)
+    text_vectors = np.array([d.embedding for d in by_text.data])
+    id_vectors = np.array([d.embedding for d in by_ids.data])
+    assert ((text_vectors * id_vectors).sum(axis=1) > 0.9999).all()
+    assert by_ids.usage.prompt_tokens == by_text.usage.prompt_tokens  # prompt and special tokens counted alike
+
+    one = client.embeddings.create(model="m", input=tokenizer(TEXTS[1])["input_ids"],  # with <s> ... </s>
+                                   extra_body={"input_type": "passage"})
+    passage = client.embeddings.create(model="m", input=TEXTS[1], extra_body={"input_type": "passage"})
+    assert float(np.dot(one.data[0].embedding, passage.data[0].embedding)) > 0.9999
+
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        client.embeddings.create(model="m", input=[ids[0], ids[1][:5] + [10**6]])
+    assert caught.value.param == "input[1][5]" and caught.value.code == "invalid_token_id"
+
+
+# -- paraphrase calibration ----------------------------------------------------------------------
+
+
+def test_paraphrase_calibrates_at_start_up_and_caches_outside_the_model(tiny_model_path, tiny_embedder, tmp_path,
+                                                                      monkeypatch):
+    from anlam.apps import paraphrase
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_path, folder)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    embedder = Embedder(tiny_embedder.model, str(folder))  # the tiny weights, read from a folder with no calibration
+    home = tmp_path / "home"
+    monkeypatch.setenv("ANLAM_HOME", str(home))
+    calls = []
+
+    def pairs(split="dev", negatives=None):
+        calls.append(split)
+        positive = [("Aşırı öğrenme nasıl önlenir?", "asiri ogrenme nasil onlenir?"),
+                    ("GPU'nun belleği yetmiyor.", "GPU’NUN BELLEĞİ YETMİYOR.")]
+        negative = [("Aşırı öğrenme nasıl önlenir?", "Yarın hava yağmurlu olacakmış."),
+                    ("GPU'nun belleği yetmiyor.", "Eksik değerler medyanla doldurulabilir.")]
+        return positive + negative, [1.0, 1.0, 0.0, 0.0]
+
+    monkeypatch.setattr(paraphrase, "mltr_calibration_pairs", pairs)
+    request = {"pairs": [["Model ezberliyor.", "model ezberliyor"]]}
+    with live(create_app(embedder, ServeSettings(paraphrase=True))) as base:
+        assert calls == ["dev"]  # fitted before the server answered anything
+        assert post(base, "paraphrase", request).json()["data"][0]["paraphrase"] is True
+        assert calls == ["dev"]
+    cached = home / "calibrations" / f"{paraphrase.model_checksum(folder)}.json"
+    assert json.loads(cached.read_text(encoding="utf-8"))["source"] == "ML-TR dev"
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before  # the model folder only read
+
+    with live(create_app(embedder)) as base:  # the next start reads the cache
+        assert post(base, "paraphrase", request).status_code == 200
+    assert calls == ["dev"]
+    with live(create_app(embedder, ServeSettings(paraphrase=False))) as base:
+        assert error_of(post(base, "paraphrase", request), 404)["code"] == "paraphrase_disabled"
+
+
+def test_paraphrase_without_calibration_answers_503(tiny_embedder, monkeypatch, tmp_path):
+    from anlam.apps import paraphrase
+
+    monkeypatch.setenv("ANLAM_HOME", str(tmp_path))  # no cached calibration either
+
+    def no_pairs(split="dev", negatives=None):
+        raise AnlamError("ML-TR dev is not installed")
+
+    monkeypatch.setattr(paraphrase, "mltr_calibration_pairs", no_pairs)
+    with live(create_app(tiny_embedder)) as base:  # the server still starts; embeddings work
+        error = error_of(post(base, "paraphrase", {"pairs": [["a", "b"]]}), 503)
+        assert error["code"] == "no_calibration" and "ML-TR dev is not installed" in error["message"]
+        assert post(base, "embeddings", {"input": "merhaba"}).status_code == 200
+
+
 # -- batching and back-pressure ----------------------------------------------------------------
 
 
 def test_concurrent_requests_share_one_forward_pass(tiny_embedder):
     gate = Gate(tiny_embedder)
-    with live(create_app(gate.embedder, ServeSettings(max_batch_size=16))) as base:
+    with live(create_app(gate.embedder, ServeSettings(max_batch_size=16, paraphrase=False))) as base:
         async def fire() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 first = asyncio.create_task(http.post("/v1/embeddings", json={"input": TEXTS[0]}))
@@ -265,7 +436,7 @@ def test_concurrent_requests_share_one_forward_pass(tiny_embedder):
 
 def test_full_queue_answers_503_with_retry_after(tiny_embedder):
     gate = Gate(tiny_embedder)
-    with live(create_app(gate.embedder, ServeSettings(queue_size=1, batching=False))) as base:
+    with live(create_app(gate.embedder, ServeSettings(queue_size=1, batching=False, paraphrase=False))) as base:
         results: dict[str, httpx.Response] = {}
 
         def send(name: str) -> None:
@@ -347,11 +518,13 @@ def test_cli_builds_the_app_from_options(cli, monkeypatch, tiny_model_path):
     calls = {}
     monkeypatch.setattr(anlam.serve, "run_server", lambda app, **kw: calls.update(app=app, **kw))
     monkeypatch.setenv("ANLAM_API_KEY", "sk-from-env")
-    result = cli("serve", "--model", tiny_model_path, "--max-inputs", "4", "--no-batching", "--port", "8123")
+    result = cli("serve", "--model", tiny_model_path, "--max-inputs", "4", "--no-batching", "--port", "8123",
+                 "--truncate", "--no-paraphrase")
     assert result.returncode == 0, result.stderr
     settings = calls["app"].state.service.settings
     assert (calls["host"], calls["port"]) == ("127.0.0.1", 8123)
     assert settings.api_key == "sk-from-env" and settings.max_inputs == 4 and settings.batching is False
+    assert settings.truncate is True and settings.paraphrase is False
     bad = cli("serve", "--model", tiny_model_path, "--queue-size", "0")
     assert bad.returncode == 2 and "--queue-size must be at least 1" in bad.stderr
 

@@ -215,3 +215,20 @@ def test_shipped_model_rebuilds_to_the_trained_folder(base_model_path):
         assert (base.encode(reference["texts"], prompt=prompt) * want).sum(axis=1).min() < 0.999, prompt
     plain = SentenceTransformer(str(folder), device="cpu").encode(reference["texts"])
     np.testing.assert_allclose(plain, np.array(reference["query"]), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_builtin_models_come_with_their_calibration(base_model_path, monkeypatch):
+    """Both built-in folders hash to a packaged calibration, so no first use spends minutes fitting one."""
+    from anlam.apps import paraphrase
+    from anlam.models import Embedder, ensure_shipped
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("calibrated although a packaged calibration should have been found")
+
+    monkeypatch.setattr(paraphrase, "calibrate", no_fitting)
+    for folder in (base_model_path, ensure_shipped()):
+        assert (paraphrase.SHIPPED_CALIBRATIONS / f"{paraphrase.model_checksum(folder)}.json").is_file(), folder
+        calibration = paraphrase.default_calibration(Embedder.from_pretrained(folder, device="cpu"))
+        assert calibration.source == "ML-TR dev" and 0.0 < calibration.cosine_threshold < 1.0
+    assert not (base_model_path / paraphrase.CALIBRATION_FILE).exists()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from anlam.data import load_pairs, mltr_clustering, mltr_pairs, mltr_retrieval, read_table, stsb_tr, tqp
 from anlam.errors import AnlamError
-from anlam.io import atomic_path
+from anlam.io import EVAL_REPORT, check_output_folder, output_folder
 from anlam.models import Embedder
 from anlam.text import ascii_fold, nfc, tr_upper
 
@@ -475,13 +475,18 @@ def _plots(results: list[ModelResult], out: Path) -> list[str]:
 
 
 def run_suite(models: Sequence[PathLike | None], out_dir: PathLike | None = None, user: UserData | None = None,
-              tasks: Sequence[str] | None = None, device: str | None = None, split: str = "test") -> dict:
+              tasks: Sequence[str] | None = None, device: str | None = None, split: str = "test",
+              overwrite: bool = False) -> dict:
     """Evaluate each model on ``split``; the first is the reference for deltas and the do-no-harm verdict.
 
-    Writes ``report.json``, ``report.md`` and the PNGs to ``out_dir`` (atomically, as a
-    folder) when given. Returns ``{"models": [...], "metrics": {model: {...}}, "markdown": str}``.
+    Writes ``report.json``, ``report.md`` and the PNGs to ``out_dir`` (atomically, as a folder;
+    an earlier report there only with ``overwrite``, see ``anlam.io.output_folder``) when given.
+    Returns ``{"models": [...], "metrics": {model: {...}}, "markdown": str}``.
     """
     _check_request(tasks, split)
+    inputs = [*models, *((user.pairs, user.queries, user.corpus, user.qrels) if user else ())]
+    if out_dir is not None:
+        check_output_folder(out_dir, EVAL_REPORT, overwrite, inputs)  # before minutes of work
     results = []
     for index, model in enumerate(models):
         embedder = Embedder.from_pretrained(model, device=device)
@@ -493,7 +498,7 @@ def run_suite(models: Sequence[PathLike | None], out_dir: PathLike | None = None
     if out_dir is not None:
         import json
 
-        with atomic_path(out_dir, directory=True) as tmp:
+        with output_folder(out_dir, EVAL_REPORT, overwrite, inputs) as tmp:
             figures = _plots(results, tmp)
             (tmp / "report.json").write_text(json.dumps({k: v for k, v in report.items() if k != "markdown"},
                                                         indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

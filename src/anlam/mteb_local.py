@@ -7,7 +7,7 @@ supplies (anlam's own files for the builtin ones), so mteb's evaluators, metrics
 are used unchanged and nothing touches the network. ``BUILTIN`` holds tasks on STSb-TR test and
 ML-TR test;
 ``run_mteb`` evaluates a model folder with ``mteb.evaluate`` and saves mteb's result JSON files
-into a local folder.
+into a new local folder (``anlam.io.output_folder``).
 
 Prompts: mteb picks a model prompt by task name, task type, then prompt type ("query" or
 "document"). ``mteb_prompts`` maps anlam's prompt names onto those keys, so e5 reads "query: " on
@@ -35,6 +35,7 @@ from mteb.models import SentenceTransformerEncoderWrapper
 
 from anlam.data import mltr_clustering, mltr_pairs, mltr_retrieval, stsb_tr
 from anlam.errors import AnlamError
+from anlam.io import MTEB_RESULTS, check_output_folder, output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def mteb_model(model: PathLike | None = None, device: str | None = None) -> Sent
 
 def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | None = None, out: PathLike | None = None,
              device: str | None = None, batch_size: int = 32,
-             show_progress: bool = False) -> dict[str, dict[str, float]]:
+             show_progress: bool = False, overwrite: bool = False) -> dict[str, dict[str, float]]:
     """Evaluate a model folder on local mteb tasks offline; save mteb's result files under ``out``.
 
     Args:
@@ -247,14 +248,17 @@ def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | Non
         tasks: ``BUILTIN`` names and/or task objects (default: every builtin task).
         out: folder for mteb's results (``results/anlam__<model>/local/<Task>.json``), written
             only after every task ran; None writes nothing.
+        overwrite: replace earlier results in ``out`` (see ``anlam.io.output_folder``).
 
     Returns:
         ``{task name: {"main_score": ..., every other test-split metric}}``.
 
     Raises:
-        AnlamError: an unknown task name or malformed task data.
+        AnlamError: an unknown task name, malformed task data, or an ``out`` that may not be written.
     """
     chosen = [builtin_tasks([t])[0] if isinstance(t, str) else t for t in tasks] if tasks else builtin_tasks()
+    if out is not None:
+        check_output_folder(out, MTEB_RESULTS, overwrite, [model])  # before minutes of work
     encoder = mteb_model(model, device)
     encode_kwargs = {"batch_size": batch_size, "show_progress_bar": show_progress}
     # no cache during the run: mteb's default (~/.cache/mteb, "only-missing") would hand back an
@@ -262,9 +266,10 @@ def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | Non
     result = mteb.evaluate(encoder, chosen, cache=None, co2_tracker=False, encode_kwargs=encode_kwargs,
                            show_progress_bar=show_progress)
     if out is not None:
-        cache = mteb.ResultCache(out)
-        for task_result in result.task_results:
-            cache.save_to_cache(task_result, encoder.mteb_model_meta, encode_kwargs=encode_kwargs)
+        with output_folder(out, MTEB_RESULTS, overwrite, [model]) as tmp:
+            cache = mteb.ResultCache(tmp)
+            for task_result in result.task_results:
+                cache.save_to_cache(task_result, encoder.mteb_model_meta, encode_kwargs=encode_kwargs)
     return {r.task_name: _flat(r.scores[SPLIT][0]) for r in result.task_results}
 
 

@@ -26,13 +26,15 @@ from anlam.data import load_pairs, mltr_pairs, mltr_triplets, stsb_tr, tqp
 from anlam.data.d2l import d2l_blocks
 from anlam.data.d2l import training_pairs as d2l_training_pairs
 from anlam.errors import AnlamError
+from anlam.io import TRAINING_RUN, check_output_folder, write_json
 from anlam.models import load_sentence_transformer, pick_device, resolve_model_path
 from anlam.text import ascii_fold, tr_upper
 
 logger = logging.getLogger(__name__)
 
 PathLike = Path | str
-MARKER = "anlam_training.json"  # written last: its presence means the run finished
+MARKER = TRAINING_RUN.marker  # "anlam_training.json", written last: its presence means the run finished
+STARTED = TRAINING_RUN.also[0]  # written first, removed after MARKER: a run of anlam's that has not finished
 
 
 @dataclass
@@ -315,17 +317,18 @@ class TrainResult:
     main: bool = True
 
 
-def _prepare_out(out: Path, overwrite: bool, resume: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise AnlamError(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()):
+def _prepare_out(out: Path, overwrite: bool, resume: bool, inputs: list) -> None:
+    """Refuse anything in ``out`` but a run of ours (``anlam.io.check_output_folder``); then clear, resume or refuse it."""
+    if check_output_folder(out, TRAINING_RUN, overwrite=True, inputs=inputs):  # True: a run of ours is there
         if overwrite:
             shutil.rmtree(out)
-        elif (out / MARKER).exists():
+        elif is_finished(out):
             raise AnlamError(f"{out}: a finished model is already there (use --overwrite to replace it)")
         elif not resume:
             raise AnlamError(f"{out}: exists with an unfinished run (use --resume to continue it or --overwrite)")
     out.mkdir(parents=True, exist_ok=True)
+    if not is_finished(out):
+        write_json(out / STARTED, {"written_by": TRAINING_RUN.command})
 
 
 def _loss_log(history: list[dict]) -> list[dict]:
@@ -363,8 +366,8 @@ def train(
     """Fine-tune ``base`` with ``recipe`` into ``out`` (a plain sentence-transformers folder).
 
     Raises:
-        AnlamError: bad data, a base that is not a model, an existing ``out`` (without
-            ``overwrite``/``resume``), or a write error.
+        AnlamError: bad data, a base that is not a model, an ``out`` that holds anything but an
+            earlier run (or holds one, without ``overwrite``/``resume``), or a write error.
     """
     from datasets import Dataset, DatasetDict
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -374,7 +377,7 @@ def train(
     datasets = training_data(recipe, data, columns, scale)  # validate data before touching anything
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if not distributed or int(os.environ.get("RANK", "0")) == 0:
-        _prepare_out(out, overwrite, resume)
+        _prepare_out(out, overwrite, resume, [base_path, data])
     device = pick_device(device)
     model = load_sentence_transformer(base_path, device=device)
     base_max_length = model.max_seq_length
@@ -458,7 +461,7 @@ def _finish(model, out: Path, recipe: Recipe, base_path: str, data: PathLike | N
         if evaluate:
             from anlam.evaluate import run_suite
 
-            report = run_suite([base_path, str(out)], out / "eval", device=device)
+            report = run_suite([base_path, str(out)], out / "eval", device=device, overwrite=True)
             metrics, markdown = report["metrics"], report["markdown"]
         stats = data_statistics(datasets)
         (out / "README.md").write_text(
@@ -470,6 +473,7 @@ def _finish(model, out: Path, recipe: Recipe, base_path: str, data: PathLike | N
         tmp = out / f".{MARKER}.tmp"
         tmp.write_text(json.dumps(marker, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         tmp.rename(out / MARKER)
+        (out / STARTED).unlink(missing_ok=True)
     except OSError as exc:
         raise AnlamError(f"{out}: cannot write the trained model ({exc.strerror or exc})") from None
     return TrainResult(out, seconds, steps, log, metrics)

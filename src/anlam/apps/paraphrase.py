@@ -4,11 +4,13 @@ A raw cosine means different things on different models (e5 puts almost every pa
 0.7), so anlam maps it to a probability with a logistic curve fitted on labelled pairs and
 keeps the decision threshold that maximised F1 there. Both live in the model folder as
 ``anlam_calibration.json``; without it the ML-TR dev split (paraphrase pairs vs all others)
-is used and the result cached there.
+is used and the result cached: in the model folder, or (for a server, which only reads its
+model) under ``$ANLAM_HOME/calibrations`` keyed by the model folder's checksum.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -20,7 +22,7 @@ import numpy as np
 
 from anlam.errors import AnlamError
 from anlam.apps.tables import read_text_columns
-from anlam.io import read_text_file, write_json
+from anlam.io import check_output_file, read_text_file, write_json
 from anlam.models import Embedder
 from anlam.text import search_key
 
@@ -30,6 +32,9 @@ PathLike = Path | str
 Pair = tuple[str, str]
 
 CALIBRATION_FILE = "anlam_calibration.json"
+# calibrations of the built-in models (by checksum), fitted once with `default_calibration`, so a
+# fresh install's first `anlam serve` or `anlam paraphrase` does not spend minutes fitting them
+SHIPPED_CALIBRATIONS = Path(__file__).resolve().parent.parent / "data" / "calibrations"
 PAIR_COLUMNS = ("sentence_0", "sentence_1", "label")
 
 
@@ -94,8 +99,15 @@ class Calibration:
             AnlamError: the file exists but is not a valid calibration.
         """
         path = Path(folder) / CALIBRATION_FILE
-        if not path.is_file():
-            return None
+        return cls.read(path) if path.is_file() else None
+
+    @classmethod
+    def read(cls, path: PathLike) -> Calibration:
+        """The calibration in the file ``path`` (as ``save`` writes it).
+
+        Raises:
+            AnlamError: not a valid calibration.
+        """
         try:
             data = json.loads(read_text_file(path))
             calibration = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
@@ -167,19 +179,35 @@ def calibrate(embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[float]
     """Calibrate ``embedder`` on labelled pairs and (with ``save``) store it in its model folder.
 
     Raises:
-        AnlamError: see ``fit_calibration``; also no pairs, or the folder is not writable.
+        AnlamError: see ``fit_calibration``; also no pairs, a folder that is not writable or holds
+            an ``anlam_calibration.json`` anlam did not write (never replaced).
     """
     if not pairs:
         raise AnlamError(f"{source or 'calibration'}: no pairs")
+    if save:
+        _check_calibration_target(Path(embedder.path))
     calibration = fit_calibration(pair_cosines(embedder, pairs, prompt), labels, prompt=prompt, source=source)
     if save:
-        if not Path(embedder.path).is_dir():
-            raise AnlamError(f"{embedder.path}: not a local model folder; cannot store {CALIBRATION_FILE} there")
         try:
             calibration.save(embedder.path)
         except OSError as exc:
             raise AnlamError(f"{embedder.path}: cannot write {CALIBRATION_FILE} ({exc.strerror or exc})") from None
     return calibration
+
+
+def _check_calibration_target(folder: Path) -> None:
+    """``folder`` may receive ``anlam_calibration.json``: a local folder, and any file of that name is one anlam wrote."""
+    if not folder.is_dir():
+        raise AnlamError(f"{folder}: not a local model folder; cannot store {CALIBRATION_FILE} there")
+    path = check_output_file(folder / CALIBRATION_FILE)
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict) or data.get("method") != "logistic-cosine":
+            raise AnlamError(f"{folder}: its {CALIBRATION_FILE} is not a calibration anlam wrote; "
+                             "move it away to calibrate this model")
 
 
 def mltr_calibration_pairs(split: str = "dev", negatives: Sequence[str] | None = None) -> tuple[list[Pair], list[float]]:
@@ -199,17 +227,44 @@ def mltr_calibration_pairs(split: str = "dev", negatives: Sequence[str] | None =
     return pairs, [1.0 if g == "paraphrase" else 0.0 for g in frame["grade"]]
 
 
-def default_calibration(embedder: Embedder) -> Calibration:
-    """Calibrate on ML-TR dev and cache the result in the model folder when it is writable."""
+def default_calibration(embedder: Embedder, cache_dir: PathLike | None = None) -> Calibration:
+    """Calibrate on ML-TR dev, once: the result is cached (the built-in models' come with anlam).
+
+    Args:
+        cache_dir: keep the result there as ``<model_checksum>.json`` (and read it back next
+            time), leaving the model folder untouched; without it the result goes into the model
+            folder when it is writable. A model that is not a local folder is not cached.
+    """
+    folder = Path(embedder.path)
+    checksum = model_checksum(folder) if folder.is_dir() else None
+    cached = Path(cache_dir) / f"{checksum}.json" if cache_dir is not None and checksum else None
+    for known in (cached, SHIPPED_CALIBRATIONS / f"{checksum}.json" if checksum else None):
+        if known is not None and known.is_file():
+            try:
+                return Calibration.read(known)
+            except AnlamError as exc:
+                logger.warning("%s; calibrating again", exc)
     pairs, labels = mltr_calibration_pairs("dev")
     logger.warning("%s has no %s yet: calibrating on ML-TR dev (%d pairs, once)", embedder.path, CALIBRATION_FILE, len(pairs))
     calibration = calibrate(embedder, pairs, labels, source="ML-TR dev", save=False)
-    if Path(embedder.path).is_dir():
+    target = cached if cache_dir is not None else folder / CALIBRATION_FILE if folder.is_dir() else None
+    if target is not None:
         try:
-            calibration.save(embedder.path)
-        except OSError as exc:
-            logger.warning("could not cache the calibration in %s (%s)", embedder.path, exc.strerror or exc)
+            write_json(target, calibration.to_dict())
+        except (OSError, AnlamError) as exc:
+            logger.warning("could not cache the calibration as %s (%s)", target, getattr(exc, "strerror", None) or exc)
     return calibration
+
+
+def model_checksum(folder: PathLike) -> str:
+    """sha256 over a model folder's files, names and contents (README.md and a calibration do not count)."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (CALIBRATION_FILE, "README.md")):
+        with path.open("rb") as handle:
+            digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

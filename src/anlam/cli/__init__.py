@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import typer
 
@@ -32,6 +33,12 @@ def main() -> None:
     """Console entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # A command prints its own results and errors: no library load reports, progress bars or Python
+    # warnings (the library itself changes none of these; set the variables to see them again).
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not sys.warnoptions:  # python -W / PYTHONWARNINGS win
+        warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.WARNING, format="anlam: %(message)s")
     # anlam names the prompt of every call itself; the notice that a folder has a default prompt is noise here
     logging.getLogger("sentence_transformers.base.model").setLevel(logging.ERROR)

@@ -17,13 +17,14 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("build")
 def data_build(
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: the package's ML-TR folder).")] = None,
+    out: Annotated[Path, typer.Option(help="New output folder (the shipped sets: src/anlam/data/mltr with --overwrite).")],
     bank: Annotated[Path | None, typer.Option(help="Concept bank folder (default: the shipped bank).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits and sampling.")] = 42,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier build in --out.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
 ) -> None:
     """Build graded pairs, triplets, retrieval and clustering sets from the concept bank."""
-    stats = build_corpus(out, bank, seed)
+    stats = build_corpus(out, bank, seed, overwrite)
     if json_out:
         print_jsonl([stats])
         return
@@ -37,13 +38,14 @@ def data_build(
 @data_app.command("d2l")
 def data_d2l(
     src: Annotated[Path, typer.Argument(help="A d2l-tr checkout (chapter_*/ folders and TERMINOLOGY.md).")],
-    out: Annotated[Path, typer.Option(help="Where blocks.parquet and glossary.csv go.")],
+    out: Annotated[Path, typer.Option(help="New folder for blocks.parquet and glossary.csv.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier extract in --out.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Extract headings, prose paragraphs (with their English originals) and the glossary from d2l-tr."""
     from anlam.data.d2l import write
 
-    counts = write(src, out)
+    counts = write(src, out, overwrite)
     if json_out:
         print_jsonl([counts])
     else:

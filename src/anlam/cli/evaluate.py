@@ -14,7 +14,8 @@ from anlam.cli.common import print_jsonl, print_table, stdout
 @app.command("eval")
 def eval_command(
     models: Annotated[list[Path] | None, typer.Argument(help="Model folders or built-in names (base, anlam-ml-tr-small); the first is the reference (default: base).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write report.md, report.json and PNGs here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write report.md, report.json and PNGs to this new folder.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier report in --out.")] = False,
     pairs: Annotated[Path | None, typer.Option(help="Your own labelled pairs (CSV/TSV/JSONL/Parquet).")] = None,
     columns: Annotated[str | None, typer.Option(help="Column mapping for --pairs: 'first,second,label'.")] = None,
     scale: Annotated[float | None, typer.Option(help="Divide --pairs labels by this (5 for 0-5 scores).")] = None,
@@ -34,7 +35,7 @@ def eval_command(
     from anlam.evaluate import UserData, run_suite
 
     user = UserData(pairs, columns, scale, queries, corpus, qrels)
-    report = run_suite(models or ["base"], out, user, task, device, split)
+    report = run_suite(models or ["base"], out, user, task, device, split, overwrite)
     if json_out:
         print_jsonl([{k: report[k] for k in ("models", "split", "metrics", "harm")}])
     else:
@@ -48,7 +49,8 @@ def mteb_command(
     model: Annotated[Path | None, typer.Argument(help="Model folder or built-in name (default: base).")] = None,
     task: Annotated[list[str] | None, typer.Option(
         help="Only these: stsb-tr, ml-tr-sts, ml-tr-pairs, ml-tr-retrieval, ml-tr-clustering.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Save mteb's result JSON files here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Save mteb's result JSON files in this new folder.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace earlier results in --out.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: automatic).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per task with every metric.")] = False,
@@ -56,7 +58,7 @@ def mteb_command(
     """Run the mteb package offline on local tasks built from STSb-TR and ML-TR test."""
     from anlam.mteb_local import BUILTIN, run_mteb
 
-    scores = run_mteb(model or "base", task, out, device, batch_size, show_progress=True)
+    scores = run_mteb(model or "base", task, out, device, batch_size, show_progress=True, overwrite=overwrite)
     if json_out:
         print_jsonl([{"task": name} | metrics for name, metrics in scores.items()])
     else:

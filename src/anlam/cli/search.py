@@ -11,6 +11,7 @@ import typer
 
 from anlam.cli import app
 from anlam.cli.common import print_jsonl, print_table, stdout
+from anlam.cli.core import PrecisionOpt
 from anlam.errors import AnlamError
 from anlam.io import read_stdin_lines, read_text_file
 from anlam.search import Index
@@ -36,7 +37,7 @@ class Mode(str, Enum):
 @index_app.command("build")
 def build(
     docs: DocsArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to create (an existing index is rebuilt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New index folder to create.")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Model folder or built-in name (default: the built-in tuned model; `base` for the raw base).")] = None,
     store: Annotated[str, typer.Option(help="embedded, milvus:PATH.db (Milvus Lite) or http://host:19530.")] = "embedded",
     max_words: Annotated[int, typer.Option(help="Longest passage, in words.")] = 120,
@@ -45,11 +46,14 @@ def build(
     ef_search: Annotated[int, typer.Option(help="HNSW search breadth once approximate (more = slower, better recall).")] = DEFAULT_EF_SEARCH,
     strict: StrictOpt = False,
     batch_size: BatchOpt = 32,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild the index already in --out (in place; `index add` adds to it).")] = False,
+    precision: PrecisionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Index documents: split them into passages, embed them, build BM25; write the index folder."""
     index = Index.build(docs, out, None if model is None else str(model), store=store, max_words=max_words,
-                        overlap=overlap, ann_threshold=ann_threshold, ef_search=ef_search, strict=strict, batch_size=batch_size)
+                        overlap=overlap, ann_threshold=ann_threshold, ef_search=ef_search, strict=strict, batch_size=batch_size,
+                        overwrite=overwrite, precision=precision.value if precision else "auto")
     _print_info(index, json_out)
 
 
@@ -97,10 +101,10 @@ def search(
     index: Annotated[Path, typer.Argument(help="Index folder.")],
     query: Annotated[str | None, typer.Argument(help="The query (or use --queries).")] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Hits per query.")] = 10,
-    mode: Annotated[Mode, typer.Option(help="dense, bm25, or hybrid (reciprocal rank fusion of both).")] = Mode.hybrid,
+    mode: Annotated[Mode, typer.Option(help="dense, bm25, or hybrid (z-score fusion of both, see docs/search.md).")] = Mode.hybrid,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value on document metadata (id = document id); repeatable.")] = None,
     queries: Annotated[Path | None, typer.Option(help="JSON lines {\"query\": ...} ('-' = stdin); one JSON line of hits per query.")] = None,
-    dense_weight: Annotated[float, typer.Option(help="Weight of the dense ranking against BM25's 1 in hybrid mode.")] = DENSE_WEIGHT,
+    dense_weight: Annotated[float, typer.Option(help="Weight of the dense side against BM25's 1 in hybrid mode, for a four-word query (shorter queries lean more on dense, longer ones on BM25).")] = DENSE_WEIGHT,
     model: ModelOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

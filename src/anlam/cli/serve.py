@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from anlam.cli import app
+from anlam.cli.core import PrecisionOpt
 
 logger = logging.getLogger("anlam")
 
@@ -30,9 +31,12 @@ def serve(
     max_inputs: Annotated[int, typer.Option(help="Texts per request; beyond it 413.")] = 2048,
     max_chars: Annotated[int, typer.Option(help="Characters per text; beyond it 413.")] = 8192,
     no_batching: Annotated[bool, typer.Option("--no-batching", help="One forward pass per request.")] = False,
+    truncate: Annotated[bool, typer.Option("--truncate", help="Embed the first tokens of an input longer than the model reads, instead of answering 413 (a request's \"truncate\" overrides it).")] = False,
+    paraphrase: Annotated[bool, typer.Option("--paraphrase/--no-paraphrase", help="Serve /v1/paraphrase (its calibration is read, or fitted once and cached, at start-up).")] = True,
     cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow browsers from this origin (repeatable); CORS is off without it.")] = None,
     model_name: Annotated[str | None, typer.Option(help="Model id reported by /v1/models (default: the folder's name).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
+    precision: PrecisionOpt = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the model (default: one per core); 1 suits a shared machine or several servers per box.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -44,7 +48,8 @@ def serve(
         max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens, encode_batch_size=encode_batch_size,
         max_wait_ms=max_wait_ms,
         queue_size=queue_size, max_inputs=max_inputs, max_chars=max_chars, batching=not no_batching,
-        api_key=api_key, cors_origins=cors_origin or (), model_name=model_name)
+        api_key=api_key, cors_origins=cors_origin or (), model_name=model_name, truncate=truncate,
+        paraphrase=paraphrase)
     settings.check()
     if threads is not None:
         import torch
@@ -55,9 +60,19 @@ def serve(
         from anlam.search import Index
 
         opened = Index.load(index, None if model is None else str(model), device=device)
-        embedder = opened.embedder  # loads the model and checks it matches the index
+        recorded = opened.manifest["model"]
+        if precision is not None and precision.value not in ("auto", recorded.get("precision", "fp32")):
+            logger.warning("%s was built with %s weights; its queries use the same (--precision %s ignored)",
+                           index, recorded.get("precision", "fp32"), precision.value)
+        embedder = opened.embedder  # loads the index's weights and checks they match it
+        source = recorded["path"]
     else:
-        embedder = Embedder.from_pretrained(model, device=device)
+        from anlam.export.fast import resolve_weights
+
+        weights = resolve_weights(model, precision.value if precision else "auto", device)
+        embedder = Embedder.from_pretrained(weights.path, device=device)
+        source = weights.source
+    settings.model_name = settings.model_name or Path(source).name  # an int8 export reports its model's name
     if host not in LOOPBACK and not api_key:
         logger.warning("serving on %s without an API key: anyone who can reach this port can use it", host)
     run_server(create_app(embedder, settings, opened), host=host, port=port, access_log=access_log)

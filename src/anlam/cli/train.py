@@ -13,7 +13,7 @@ from anlam.cli.common import print_table, stdout
 
 @app.command("train")
 def train_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output model folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New output model folder.")],
     preset: Annotated[str, typer.Option(help="card (the original recipe), quick, best, or sts-expert.")] = "card",
     config: Annotated[Path | None, typer.Option(help="TOML file with recipe fields (overrides the preset).")] = None,
     base: Annotated[Path | None, typer.Option(help="Base model folder (default: the embedded e5-small).")] = None,
@@ -28,7 +28,7 @@ def train_command(
     freeze_embeddings: Annotated[bool | None, typer.Option("--freeze-embeddings/--train-embeddings",
                                                            help="Keep the word-embedding matrix fixed.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: automatic).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier run in --out.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate base vs tuned at the end.")] = True,
 ) -> None:

@@ -1,7 +1,7 @@
 """Data: pair files (any format, validated), the ML-TR corpus and the public Turkish sets.
 
 ``mltr_*`` read the built ML-TR sets shipped in ``anlam/data/mltr`` (rebuild them with
-``anlam data build``); ``load_pairs`` reads a user's own pair file.
+``anlam data build --out src/anlam/data/mltr --overwrite``); ``load_pairs`` reads a user's own pair file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from anlam.data.builder import GRADE_RANGES, SPLITS, build_all, write_all
 from anlam.data.pairs import PairReport, check_pairs, load_pairs, parse_columns, read_table
 from anlam.data.public import stsb_tr, tqp
 from anlam.errors import AnlamError
+from anlam.io import DATA_BUILD, check_output_folder
 
 __all__ = [
     "GRADE_RANGES",
@@ -49,7 +50,7 @@ def _split_file(name: str, split: str, data_dir: Path | None) -> Path:
         raise AnlamError(f"ML-TR has no split {split!r} (choose from {', '.join(SPLITS)})")
     path = (data_dir or mltr_dir()) / name.format(split=split)
     if not path.exists():
-        raise AnlamError(f"{path}: missing; run `anlam data build` first")
+        raise AnlamError(f"{path}: missing; build it with `anlam data build --out {path.parent}`")
     return path
 
 
@@ -75,12 +76,15 @@ def mltr_clustering(split: str = "test", data_dir: Path | None = None) -> tuple[
     return frame["sentence"].tolist(), frame["label"].tolist()
 
 
-def build_corpus(out_dir: Path | str | None = None, bank: Path | str | None = None, seed: int = 42) -> dict:
-    """Build every ML-TR set from the bank into ``out_dir`` (default: the package's data folder).
+def build_corpus(out_dir: Path | str, bank: Path | str | None = None, seed: int = 42, overwrite: bool = False) -> dict:
+    """Build every ML-TR set from the bank into the new folder ``out_dir``.
 
-    Returns the datasheet statistics.
+    The shipped sets are rebuilt with ``out_dir=mltr_dir(), overwrite=True``; an earlier build
+    is replaced only with ``overwrite`` (see ``anlam.io.output_folder``). Returns the datasheet
+    statistics.
     """
+    check_output_folder(out_dir, DATA_BUILD, overwrite, [bank])
     concepts = load_bank(bank)
     built = build_all(concepts, seed)
-    out = write_all(built, Path(out_dir) if out_dir else mltr_dir(), concepts, seed)
+    out = write_all(built, Path(out_dir), concepts, seed, overwrite, [bank])
     return json.loads((out / "stats.json").read_text(encoding="utf-8"))

@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from anlam.data.bank import Concept
-from anlam.io import atomic_path
+from anlam.io import DATA_BUILD, output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +201,11 @@ def build_all(concepts: list[Concept], seed: int = 42) -> dict[str, BuiltData]:
     return built
 
 
-def write_all(built: dict[str, BuiltData], out_dir: PathLike, concepts: list[Concept], seed: int) -> Path:
-    """Write the sets, the datasheet and its label histogram into ``out_dir`` atomically."""
+def write_all(built: dict[str, BuiltData], out_dir: PathLike, concepts: list[Concept], seed: int,
+              overwrite: bool = False, inputs: Sequence[PathLike | None] = ()) -> Path:
+    """Write the sets, the datasheet and its label histogram into ``out_dir`` atomically (``anlam.io.output_folder``)."""
     out_dir = Path(out_dir)
-    with atomic_path(out_dir, directory=True) as tmp:
+    with output_folder(out_dir, DATA_BUILD, overwrite, inputs) as tmp:
         for split, data in built.items():
             data.pairs.to_parquet(tmp / f"pairs-{split}.parquet", index=False)
             data.triplets.to_parquet(tmp / f"triplets-{split}.parquet", index=False)

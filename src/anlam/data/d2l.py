@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from anlam.errors import AnlamError
-from anlam.io import atomic_path
+from anlam.io import D2L_EXTRACT, check_output_folder, output_folder
 from anlam.text import clean, search_key
 
 PathLike = Path | str
@@ -155,14 +155,16 @@ def extract(src: PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     return blocks, _glossary(src / "TERMINOLOGY.md")
 
 
-def write(src: PathLike, out: PathLike) -> dict[str, int]:
-    """Extract ``src`` into ``out`` (blocks.parquet, glossary.csv) atomically; returns counts."""
+def write(src: PathLike, out: PathLike, overwrite: bool = False) -> dict[str, int]:
+    """Extract ``src`` into the new folder ``out`` (blocks.parquet, glossary.csv) atomically; returns counts.
+
+    An earlier extract in ``out`` is replaced only with ``overwrite`` (see ``anlam.io.output_folder``).
+    """
+    check_output_folder(out, D2L_EXTRACT, overwrite, [src])
     blocks, glossary = extract(src)
-    out = Path(out)
-    with atomic_path(out / "blocks.parquet") as tmp:
-        blocks.to_parquet(tmp, index=False)
-    with atomic_path(out / "glossary.csv") as tmp:
-        glossary.to_csv(tmp, index=False, encoding="utf-8")
+    with output_folder(out, D2L_EXTRACT, overwrite, [src]) as tmp:
+        blocks.to_parquet(tmp / "blocks.parquet", index=False)
+        glossary.to_csv(tmp / "glossary.csv", index=False, encoding="utf-8")
     return {"headings": int((blocks["kind"] == "heading").sum()), "paragraphs": int((blocks["kind"] == "paragraph").sum()),
             "aligned_paragraphs": int(((blocks["kind"] == "paragraph") & (blocks["en"] != "")).sum()),
             "glossary_terms": len(glossary)}

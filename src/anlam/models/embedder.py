@@ -2,14 +2,18 @@
 
 It adds what every anlam command needs on top of ``SentenceTransformer.encode``: prompt
 names that work whether or not a model defines prompts, NFC before tokenising, Matryoshka
-truncation with renormalisation, and long texts that are never cut silently.
+truncation with renormalisation, long texts that are never cut silently, texts given as
+token ids, and a load that fails when a folder's weights do not fit its model.
+
+Loading changes no global state (logging, warnings): quietening the libraries is the CLI's
+business (``anlam.cli.main``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -25,6 +29,10 @@ logger = logging.getLogger(__name__)
 PathLike = Path | str
 LongMode = Literal["truncate", "window"]
 UNBOUNDED_TOKENS = 1 << 30  # max_tokens of a model with no length limit (static embeddings)
+NO_PROMPT = (None, "", "none")  # prompt names that mean "no prompt"
+PROMPT_ALIASES = {"passage": ("passage", "document")}  # sentence-transformers models name the passage side either way
+PROBE = "öğrenme"  # a word whose tokens show where a text's own tokens sit between the prompt and special tokens
+ID_FEATURES = {"input_ids", "attention_mask", "token_type_ids", "modality", "prompt_length"}
 
 
 def resolve_model_path(model: PathLike | None) -> str:
@@ -58,26 +66,89 @@ def pick_device(device: str | None = None) -> str:
 
 
 def load_sentence_transformer(model: PathLike | None = None, device: str | None = None):
-    """Load a ``SentenceTransformer`` from a folder (safetensors only, no remote code)."""
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
+    """Load a ``SentenceTransformer`` from a folder (safetensors only, no remote code).
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    Raises:
+        AnlamError: the folder cannot be loaded, its weights do not cover its transformer (it
+            would embed with random weights), or an exported folder is asked for a device
+            other than the CPU.
+    """
+    from sentence_transformers import SentenceTransformer
+
     path = resolve_model_path(model)
     if (Path(path) / "anlam_export.json").is_file():  # ONNX / OpenVINO / static export (anlam export)
         from anlam.export.runtime import load_exported
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_exported(path)
+        if device and device.split(":")[0] != "cpu":
+            raise AnlamError(f"{path}: an exported model runs on the CPU only, not on --device {device}; "
+                             "load the original model folder for that device")
+        return load_exported(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return SentenceTransformer(path, device=pick_device(device), trust_remote_code=False,
+        st_model = SentenceTransformer(path, device=pick_device(device), trust_remote_code=False,
                                        model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as exc:
         raise AnlamError(f"{path}: cannot load model ({exc})") from None
+    if Path(path).is_dir():
+        check_weights(st_model, Path(path))
+    return st_model
+
+
+def check_weights(st_model, folder: Path) -> None:
+    """Raise when a transformer module of ``folder`` left weights uninitialised (missing from its safetensors).
+
+    transformers fills such weights at random and only logs a report, so a folder whose file
+    holds other key names would load "fine" and embed noise. A weight counts as missing when
+    transformers did not load it (its ``_is_hf_initialized`` mark) and the folder's files hold
+    no tensor of that name (with or without the model's prefix): both must agree, so neither a
+    renamed-on-load checkpoint nor a change in that private mark can fail a good folder.
+
+    Raises:
+        AnlamError: naming the folder, a few missing weights and a few names the file has instead.
+    """
+    from sentence_transformers.models import Transformer
+
+    try:
+        entries = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a bare transformers folder: sentence-transformers built the modules itself
+    for entry, module in zip(entries, st_model):
+        if not isinstance(module, Transformer):
+            continue
+        where = folder / entry.get("path", "")
+        stored = _stored_tensor_names(where)
+        prefix = getattr(module.model, "base_model_prefix", "")
+        missing = [name for name, param in module.model.named_parameters()
+                   if not getattr(param, "_is_hf_initialized", False)
+                   and name not in stored and f"{prefix}.{name}" not in stored]
+        if missing:
+            names = [name for name, _ in module.model.named_parameters()]
+            instead = sorted(stored - set(names) - {f"{prefix}.{name}" for name in names})
+            hint = f"; its files hold instead {', '.join(instead[:3])}" if instead else ""
+            raise AnlamError(f"{where}: its weights do not cover the model ({len(missing)} of {len(names)} tensors "
+                             f"missing, e.g. {', '.join(missing[:3])}{hint}); it would embed with random weights")
+
+
+def _stored_tensor_names(folder: Path) -> set[str]:
+    """Tensor names in a folder's safetensors file(s), read from the headers only."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}))
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for file in folder.glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as handle:
+            names.update(handle.keys())
+    return names
+
+
+def first_unknown_id(ids: Sequence[Sequence[int]], vocab_size: int) -> tuple[int, int] | None:
+    """``(text, position)`` of the first token id outside ``0 .. vocab_size - 1``, or ``None``."""
+    for i, row in enumerate(ids):
+        for j, token in enumerate(row):
+            if not 0 <= token < vocab_size:
+                return i, j
+    return None
 
 
 class Embedder:
@@ -91,6 +162,9 @@ class Embedder:
     def __init__(self, model, path: str) -> None:
         self.model = model
         self.path = path
+        self._vocab_size: int | None = None
+        self._frames: dict[str, tuple[list[int], list[int]]] = {}  # prompt prefix -> ids around a text's ids
+        self._id_templates: dict[str, dict] = {}  # prompt prefix -> the first module's features for a text
 
     @classmethod
     def from_pretrained(cls, path: PathLike | None = None, device: str | None = None) -> Embedder:
@@ -130,20 +204,183 @@ class Embedder:
         return tokenizer
 
     def prompt_text(self, prompt: str | None) -> str:
-        """The prefix for a prompt name; a name the model does not define means no prefix.
+        """The prefix for a prompt name.
 
-        So ``prompt="query"`` gives "query: " on e5 and nothing on bge-m3, and callers never
-        need to know which base they run on.
+        ``None``, "" and "none" mean no prompt. A model without prompts (none, or only the empty
+        "query"/"document" that sentence-transformers fills in) reads every name as no prefix,
+        so ``prompt="query"`` gives "query: " on e5 and nothing on bge-m3 and callers never need
+        to know which base they run on. A model with prompts must define the name ("passage"
+        also finds a "document" prompt; a model that defines only "query" reads passages bare,
+        the usual asymmetric setup).
+
+        Raises:
+            AnlamError: the model defines prompts, but not this one (its prompts are listed).
         """
-        if not prompt or prompt == "none":
+        if prompt in NO_PROMPT:
             return ""
-        return (self.model.prompts or {}).get(prompt, "")
+        defined = {name: text for name, text in (self.model.prompts or {}).items() if text}
+        if not defined:
+            return ""
+        for name in PROMPT_ALIASES.get(prompt, (prompt,)):
+            if name in defined:
+                return defined[name]
+        if prompt == "passage" and "query" in defined:
+            return ""
+        raise AnlamError(f"{self.path}: no prompt named {prompt!r}; this model defines "
+                         f"{', '.join(map(repr, defined))} (or 'none' for no prompt)")
 
     def token_counts(self, texts: Sequence[str], prompt: str | None = "query") -> list[int]:
         """Tokens per text, prompt and special tokens included, without truncation."""
         prefix = self.prompt_text(prompt)
         encoded = self.tokenizer([prefix + nfc(t) for t in texts], add_special_tokens=True, truncation=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+    def _token_counts_near_limit(self, texts: Sequence[str], prompt: str | None) -> list[int]:
+        """``token_counts`` for the texts that may be over ``max_tokens``; 0 for those that cannot be.
+
+        Tokenising costs as much as the model's own tokenising pass, so texts that provably fit are
+        not tokenised twice: every token covers at least one byte of the normalised text
+        (SentencePiece, WordPiece and byte-level BPE alike), so a text has at most its normalised
+        UTF-8 length + 1 (a leading word marker) + the special tokens.
+        """
+        if self.max_tokens >= UNBOUNDED_TOKENS:
+            return [0] * len(texts)
+        normalizer = getattr(getattr(self.tokenizer, "backend_tokenizer", None), "normalizer", None)
+        if normalizer is None:
+            return self.token_counts(texts, prompt)
+        prefix = self.prompt_text(prompt)
+        room = self.max_tokens - 1 - self.tokenizer.num_special_tokens_to_add(pair=False)
+        maybe = [i for i, text in enumerate(texts) if len(normalizer.normalize_str(prefix + text).encode("utf-8")) > room]
+        counts = [0] * len(texts)
+        for i, n in zip(maybe, self.token_counts([texts[i] for i in maybe], prompt) if maybe else []):
+            counts[i] = n
+        return counts
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids this model's tokenizer knows (``0 .. vocab_size - 1``), added tokens included."""
+        if self._vocab_size is None:
+            self._vocab_size = len(self.tokenizer)
+        return self._vocab_size
+
+    @property
+    def takes_token_ids(self) -> bool:
+        """Whether ``encode_ids`` works: the first module reads ``input_ids`` + ``attention_mask``.
+
+        True for transformer models and ONNX / OpenVINO exports; static embeddings read text only.
+        """
+        return set(self._id_template(None)) <= ID_FEATURES
+
+    def model_input_ids(self, ids: Sequence[Sequence[int]], prompt: str | None = "query") -> list[list[int]]:
+        """The ids the model reads for texts given as token ids, before any truncation.
+
+        Each text's ids are those ``tokenizer(text, add_special_tokens=False)`` gives; the prompt's
+        tokens and the model's special tokens go around them where the tokenizer puts them for
+        ``prompt + text`` (a leading/trailing special token already present is not doubled), so a
+        text and its ids get the same embedding.
+
+        Raises:
+            AnlamError: an empty text or an id outside the vocabulary (text and position named).
+        """
+        bad = first_unknown_id(ids, self.vocab_size)
+        if bad is not None:
+            i, j = bad
+            raise AnlamError(f"text {i + 1}, token {j + 1}: id {ids[i][j]} is not in the vocabulary "
+                             f"(0 to {self.vocab_size - 1})")
+        head, tail = self._frame(prompt)
+        special_head, special_tail = self._frame(None)
+        rows = []
+        for i, row in enumerate(ids):
+            row = list(row)
+            if special_head and row[: len(special_head)] == special_head:
+                row = row[len(special_head):]
+            if special_tail and row[-len(special_tail):] == special_tail:
+                row = row[: -len(special_tail)]
+            if not row:
+                raise AnlamError(f"text {i + 1}: no token ids")
+            rows.append(head + row + tail)
+        return rows
+
+    def encode_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        prompt: str | None = "query",
+        dim: int | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Embed texts given as token ids (see ``model_input_ids``) into unit vectors, like ``encode``.
+
+        Ids beyond ``max_tokens`` are cut, keeping the closing special tokens, as the tokenizer
+        cuts a text; a warning says so.
+
+        Raises:
+            AnlamError: see ``model_input_ids``; a bad ``dim``; a model that reads text only.
+        """
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        if dim is not None and not 0 < dim <= self.dim:
+            raise AnlamError(f"--dim must be between 1 and {self.dim}, got {dim}")
+        if not self.takes_token_ids:
+            raise AnlamError(f"{self.path}: this model reads text only, not token ids")
+        rows = self.model_input_ids(ids, prompt)
+        if not rows:
+            return np.zeros((0, dim or self.dim), dtype=np.float32)
+        tail = self._frame(prompt)[1]
+        longest = max(map(len, rows))
+        if longest > self.max_tokens:
+            logger.warning("%d input(s) longer than %d tokens (longest %d) were truncated",
+                           sum(len(r) > self.max_tokens for r in rows), self.max_tokens, longest)
+            keep = self.max_tokens - len(tail)
+            rows = [r if len(r) <= self.max_tokens else r[:keep] + tail for r in rows]
+        template = self._id_template(prompt)
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), batch_size):
+                padded = self.tokenizer.pad({"input_ids": rows[start : start + batch_size]}, return_tensors="pt")
+                features = {key: padded[key] if key in padded
+                            else torch.zeros_like(padded["input_ids"]) if key == "token_type_ids" else value
+                            for key, value in template.items()}
+                features = batch_to_device(features, self.model.device)
+                out.append(self.model(features)["sentence_embedding"].float().cpu().numpy())
+        vectors = np.concatenate(out)
+        if dim is not None:
+            vectors = vectors[:, :dim]
+        return _normalise(vectors)
+
+    def _frame(self, prompt: str | None) -> tuple[list[int], list[int]]:
+        """Ids before and after a text's own ids under ``prompt``: special tokens and the prompt's tokens.
+
+        Read off the tokenizer: the special tokens around PROBE, and the tokens of ``prompt + PROBE``
+        before PROBE's own (a prompt's trailing space belongs to the next word: "query: " + "x"
+        gives "▁que ry : ▁x", not the "▁que ry : ▁" of the prompt alone).
+        """
+        prefix = self.prompt_text(prompt)
+        if prefix not in self._frames:
+            tokenizer = self.tokenizer
+            bare = tokenizer(PROBE, add_special_tokens=False)["input_ids"]
+            whole = tokenizer(PROBE, add_special_tokens=True)["input_ids"]
+            start = next((k for k in range(len(whole) - len(bare) + 1) if whole[k : k + len(bare)] == bare), None)
+            if start is None:
+                raise AnlamError(f"{self.path}: its tokenizer changes a text's tokens when adding special tokens; "
+                                 "token ids cannot be placed")
+            head, tail = whole[:start], whole[start + len(bare):]
+            if prefix:
+                prompted = tokenizer(prefix + PROBE, add_special_tokens=False)["input_ids"]
+                if prompted[-len(bare):] == bare:
+                    head = head + prompted[: -len(bare)]
+                else:  # no space between prompt and text: its last word fuses with the text's first
+                    head = head + tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            self._frames[prefix] = head, tail
+        return self._frames[prefix]
+
+    def _id_template(self, prompt: str | None) -> dict:
+        """The features the first module hands on for a text (``preprocess``): keys and constant values."""
+        prefix = self.prompt_text(prompt)
+        if prefix not in self._id_templates:
+            self._id_templates[prefix] = dict(self.model.preprocess([PROBE], prompt=prefix or None))
+        return self._id_templates[prefix]
 
     def encode(
         self,
@@ -176,7 +413,7 @@ class Embedder:
             raise AnlamError(f"--dim must be between 1 and {self.dim}, got {dim}")
         if not texts:
             return np.zeros((0, dim or self.dim), dtype=np.float32)
-        counts = self.token_counts(texts, prompt)
+        counts = self._token_counts_near_limit(texts, prompt)
         too_long = [i for i, n in enumerate(counts) if n > self.max_tokens]
         if too_long and long == "window":
             vectors = self._encode_windows(texts, too_long, prompt, batch_size, show_progress)

@@ -19,7 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from anlam.errors import AnlamError
-from anlam.io import atomic_path, read_json_object, read_text_file, write_json
+from anlam.io import SHIPPED_MODEL, atomic_path, output_folder, read_json_object, read_text_file, write_json
 from anlam.models.base import DEFAULT_BASE_NAME, anlam_home, default_base_path, ensure_default_base
 
 PathLike = Path | str
@@ -102,10 +102,12 @@ def pack(run_dir: PathLike, out_file: PathLike, base: PathLike | None = None, re
 def apply_delta(base_dir: PathLike, delta_file: PathLike, out_dir: PathLike) -> Path:
     """Write ``base_dir`` plus the delta in ``delta_file`` as a sentence-transformers folder ``out_dir``.
 
-    Both checksums in the delta's JSON are verified first; the folder appears whole or not at all.
+    Both checksums in the delta's JSON are verified first; the folder appears whole or not at all,
+    replacing an earlier build there (anything else there is refused: ``anlam.io.output_folder``).
 
     Raises:
-        AnlamError: a missing, damaged or unknown delta, or a base other than the one it was packed on.
+        AnlamError: a missing, damaged or unknown delta, a base other than the one it was packed on,
+            or an ``out_dir`` that holds something else.
     """
     base_dir, delta_file, out_dir = Path(base_dir), Path(delta_file), Path(out_dir)
     info = read_info(delta_file)
@@ -119,7 +121,7 @@ def apply_delta(base_dir: PathLike, delta_file: PathLike, out_dir: PathLike) -> 
         if name not in state or state[name].shape != change.shape:
             raise AnlamError(f"{delta_file}: tensor {name} {tuple(change.shape)} does not fit the base {base_dir}")
         state[name] = (state[name].float() + change).to(state[name].dtype)
-    with atomic_path(out_dir, directory=True) as tmp:
+    with output_folder(out_dir, SHIPPED_MODEL, overwrite=True, inputs=[base_dir, delta_file]) as tmp:
         shutil.copytree(base_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("anlam_*.json"))
         _save(state, tmp / base_file.relative_to(base_dir), {"format": "pt"})
         _default_prompt_query(tmp / "config_sentence_transformers.json")

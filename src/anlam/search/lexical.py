@@ -1,13 +1,20 @@
-"""BM25 over Turkish-stemmed terms, with an ASCII-folded shadow field (bm25s + PyStemmer).
+"""BM25 over ASCII-folded Turkish terms (bm25s + PyStemmer).
 
-Every word is indexed in two fields: the Turkish Snowball stem of its Turkish-lower-cased form,
-and an ASCII-folded shadow field with the Snowball stem of the folded word (``~``) and its first
-five letters (``#``; fixed-prefix stemming is a strong Turkish baseline and reaches the verb
-suffixes Snowball leaves alone). Queries get the same terms, so "AŞIRI ÖĞRENME" matches on both
-fields and "asiri ogrenme" (typed without Turkish letters, or "ASIRI OGRENME", which Turkish
-lower-casing turns into "asırı ogrenme") still matches on the shadow field. Both sides go
-through ``anlam.text``, never ``str.lower()``. On ML-TR dev the shadow prefixes lifted BM25
-MRR@10 from 0.334 to 0.360.
+Every word is Turkish-lower-cased ("I" -> "ı", "İ" -> "i"; suffixes after an apostrophe dropped:
+"GPU'ların" -> "gpu"), ASCII-folded, and indexed as three terms: its Turkish Snowball stem
+(``~``) and its first four and first six letters (``#4``, ``#6``; fixed-prefix stemming is a
+strong Turkish baseline and reaches the verb suffixes Snowball leaves alone). Folding before
+anything else means a query typed without Turkish letters ("asiri ogrenme") or in capitals
+("AŞIRI ÖĞRENME", "ASIRI OGRENME", which Turkish lower-casing turns into "asırı ogrenme") has
+exactly the terms of "aşırı öğrenme". Both sides go through ``anlam.text``, never ``str.lower()``.
+
+Measured on the dev sets of ``benchmarks/search.py`` (BM25 MRR@10; bank, d2l-tr heading, first
+sentence, summary, exercise): the earlier Turkish stems plus a folded shadow field (folded stem,
+five-letter prefix) 0.804 / 0.404 / 0.265 / 0.885 / 0.661 for queries as written and 0.799 /
+0.419 / 0.272 / 0.892 / 0.609 without Turkish letters; these folded terms 0.828 / 0.417 /
+0.274 / 0.895 / 0.666, both ways (test: 0.814 / 0.468 / 0.226 / 0.786 / 0.507 before, 0.827 /
+0.466 / 0.232 / 0.791 / 0.503 now). Words that fold alike ("sık", "sik") share terms; on these
+sets that cost less than the Turkish stems' misses on folded and capitalised queries.
 """
 
 from __future__ import annotations
@@ -19,16 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
+from anlam.errors import AnlamError
 from anlam.text import ascii_fold, tokens
 
-__all__ = ["FOLDED", "PREFIX", "STOPWORDS", "Lexical", "terms", "terms_from_tokens"]
+__all__ = ["FOLDED", "PREFIX", "STOPWORDS", "Lexical", "query_words", "terms", "terms_from_tokens"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = Path | str
 FOLDED = "~"
 PREFIX = "#"
-PREFIX_LETTERS = 5
+PREFIX_LETTERS = (4, 6)
+IDS = "ids.npy"
 # Function words and question words: frequent in user questions, no help in finding a definition.
 STOPWORDS = frozenset(ascii_fold(w) for w in (
     "ve veya ile ya da de ki bir bu şu o için gibi daha çok en olan olarak ise yani her ama fakat ancak "
@@ -54,18 +63,25 @@ def _stemmer():
 
 
 def terms(text: str) -> list[str]:
-    """Index terms of ``text``: Turkish stems, then the shadow field (folded stems, folded prefixes)."""
+    """Index terms of ``text``: folded Snowball stems, then folded 4- and 6-letter prefixes (see the module)."""
     return terms_from_tokens(tokens(text))
 
 
 def terms_from_tokens(words: list[str]) -> list[str]:
     """``terms`` of a text already split by ``anlam.text.tokens``."""
+    folded = _content(words)
+    return ([FOLDED + s for s in _stemmer().stemWords(folded)]
+            + [f"{PREFIX}{n}{w[:n]}" for n in PREFIX_LETTERS for w in folded])
+
+
+def query_words(text: str) -> int:
+    """How many different words of ``text`` BM25 searches for (folded, function words left out; at least 1)."""
+    return max(1, len(set(_content(tokens(text)))))
+
+
+def _content(words: list[str]) -> list[str]:
     folded = ascii_fold(" ".join(words)).split(" ") if words else []  # one fold per text, not per word
-    keep = [i for i, word in enumerate(folded) if word not in STOPWORDS]
-    stem = _stemmer().stemWords
-    folded = [folded[i] for i in keep]
-    return (stem([words[i] for i in keep]) + [FOLDED + s for s in stem(folded)]
-            + [PREFIX + w[:PREFIX_LETTERS] for w in folded])
+    return [word for word in folded if word not in STOPWORDS]
 
 
 class Lexical:
@@ -94,18 +110,28 @@ class Lexical:
     def save(self, folder: PathLike) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "ids.npy", self.ids)
+        np.save(folder / IDS, self.ids)
         if self.bm25 is not None:
             self.bm25.save(str(folder), show_progress=False)
 
     @classmethod
     def load(cls, folder: PathLike) -> Lexical:
+        """The index saved in ``folder``, read whole into memory (no pickles, no memory map).
+
+        Raises:
+            AnlamError: a file is missing or unreadable.
+        """
         bm25s = _bm25s()
         folder = Path(folder)
-        ids = np.load(folder / "ids.npy", allow_pickle=False)
-        if not len(ids):
-            return cls(None, ids)
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0), ids)
+        try:
+            ids = np.load(folder / IDS, allow_pickle=False)
+            if not len(ids):
+                return cls(None, ids)
+            return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0), ids)
+        except FileNotFoundError as exc:
+            raise AnlamError(f"{exc.filename}: missing; the index is incomplete (rebuild it)") from None
+        except (OSError, ValueError) as exc:
+            raise AnlamError(f"{folder}: cannot read the BM25 index ({exc})") from None
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Ids and BM25 scores of the ``k`` best passages with a score above 0.

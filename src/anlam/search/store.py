@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from anlam.errors import AnlamError
 from anlam.search.chunking import Passage
 
 logger = logging.getLogger(__name__)
@@ -126,9 +127,29 @@ class EmbeddedStore:
 
     @classmethod
     def open(cls, folder: Path, config: dict[str, Any]) -> EmbeddedStore:
+        """The store of one generation folder: the vectors read whole, the SQLite file held open.
+
+        An open file stays readable after a later write removes the folder (POSIX), so a reader
+        never needs the folder again once this returns.
+
+        Raises:
+            AnlamError: a file is missing or unreadable.
+        """
         import faiss
 
-        return cls(_read_only(folder), faiss.read_index(str(folder / VECTORS_NAME)), dict(config))
+        for name in (DB_NAME, VECTORS_NAME):
+            if not (folder / name).is_file():
+                raise AnlamError(f"{folder / name}: missing; the index is incomplete (rebuild it)")
+        try:
+            index = faiss.read_index(str(folder / VECTORS_NAME))
+        except RuntimeError as exc:  # what FAISS raises for any file it cannot read
+            raise AnlamError(f"{folder / VECTORS_NAME}: cannot read the vectors ({str(exc).splitlines()[0]})") from None
+        try:
+            db = _read_only(folder)
+            db.execute("SELECT 1 FROM passages LIMIT 1").fetchone()  # reads the schema: a SQLite file of ours
+        except sqlite3.Error as exc:
+            raise AnlamError(f"{folder / DB_NAME}: cannot read the passages ({exc})") from None
+        return cls(db, index, dict(config))
 
     @property
     def approximate(self) -> bool:

@@ -3,7 +3,9 @@
 ``create_app(embedder, settings, index=None)`` builds it; ``run_server`` serves it with uvicorn.
 Everything that touches the model goes through one ``MicroBatcher`` (one model thread, one
 bounded queue), so concurrent requests share forward passes and overload answers 503 instead
-of piling up. Every error has OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
+of piling up. The index follows ``anlam index add``/``delete`` run beside the server: a new
+generation is loaded off the model thread and swapped in whole. Every error has OpenAI's shape
+``{"error": {"message", "type", "param", "code"}}``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hmac
 import logging
 import time
 from collections.abc import Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -28,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from anlam.errors import AnlamError
-from anlam.models.embedder import _normalise
+from anlam.models.embedder import _normalise, first_unknown_id
 from anlam.serve import schemas
 from anlam.serve.batcher import MicroBatcher, QueueFull
 from anlam.text import nfc
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 MAX_MATRIX_TEXTS = 256  # /v1/similarity with "texts" answers len(texts)**2 numbers
 INLINE_TOKENIZE_CHARS = 20_000  # count tokens of bigger requests off the event loop
+FOLLOW_SECONDS = 1.0  # how often the server looks for a new index generation (one stat of its manifest)
 ERROR_TYPES = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error",
                422: "invalid_request_error", 503: "server_error"}
 
@@ -58,6 +61,9 @@ class ServeSettings:
         api_key: if set, /v1/* requires ``Authorization: Bearer <api_key>``.
         cors_origins: origins browsers may call from; none by default (CORS off).
         model_name: the id /v1/models reports; default the model folder's name.
+        truncate: embed the first ``max_tokens`` tokens of a longer input instead of answering 413
+            (a request's ``truncate`` overrides it), as Text Embeddings Inference's ``--auto-truncate``.
+        paraphrase: serve /v1/paraphrase; its calibration is read or fitted at start-up.
     """
 
     max_batch_size: int = 64
@@ -71,6 +77,8 @@ class ServeSettings:
     api_key: str | None = None
     cors_origins: Sequence[str] = ()
     model_name: str | None = None
+    truncate: bool = False
+    paraphrase: bool = True
 
     def check(self) -> None:
         """Raises ``AnlamError`` naming the first setting out of range."""
@@ -144,14 +152,56 @@ class Service:
             max_batch_size=settings.max_batch_size, max_batch_tokens=settings.max_batch_tokens,
             max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size, batching=settings.batching)
         self._calibration = calibration
-        self._calibrating = asyncio.Lock()
+        self._no_calibration = "start-up has not calibrated yet"  # why /v1/paraphrase answers 503
+        # read now, before the model thread uses the tokenizer (it is not safe across threads)
+        self.takes_ids = embedder.takes_token_ids
+        self.vocab_size = embedder.vocab_size
 
-    async def embed(self, texts: Sequence[str], input_type: str | None) -> tuple[np.ndarray, int]:
-        """Unit vectors of ``texts`` with the prompt of ``input_type``, and their token count."""
+    async def embed(self, texts: Sequence[str], input_type: str | None, truncate: bool | None,
+                    names: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Unit vectors of ``texts`` with the prompt of ``input_type``, and the tokens embedded.
+
+        ``names`` are the request fields of the texts (``input[3]``), for errors.
+        """
         prompted = self.prompted(texts, input_type)
-        counts = await self.tokens(prompted)
+        counts = self.fit(await self.tokens(prompted), names, truncate)
         vectors = await self._queued(self.batcher.embed(prompted, counts))
         return vectors, sum(counts)
+
+    async def embed_ids(self, ids: list[list[int]], names: list[str], input_type: str | None,
+                        truncate: bool | None) -> tuple[np.ndarray, int]:
+        """Unit vectors of texts given as the model's token ids (``Embedder.encode_ids``), and the tokens embedded."""
+        if not self.takes_ids:
+            raise APIError(422, "this model reads text only: send input as text, not token ids", "input",
+                           "token_ids_unsupported")
+        self._check_count(len(ids), "input", self.settings.max_inputs, "per request (--max-inputs)")
+        for row, name in zip(ids, names):
+            if not row:
+                raise APIError(422, f"{name} is empty", name, "empty_input")
+        bad = first_unknown_id(ids, self.vocab_size)
+        if bad is not None:
+            where = f"{names[bad[0]]}[{bad[1]}]"
+            raise APIError(422, f"{where}: token id {ids[bad[0]][bad[1]]} is not in the model's vocabulary "
+                           f"(0 to {self.vocab_size - 1})", where, "invalid_token_id")
+        rows = await self.call(partial(self.embedder.model_input_ids, ids, input_type))
+        counts = self.fit([len(row) for row in rows], names, truncate)
+        vectors = await self.call(partial(self.embedder.encode_ids, ids, input_type,
+                                          batch_size=self.settings.encode_batch_size))
+        return vectors, sum(counts)
+
+    def fit(self, counts: Sequence[int], names: Sequence[str], truncate: bool | None) -> list[int]:
+        """Token counts as embedded: an input over ``max_tokens`` is 413 unless truncation is on (TEI's rule).
+
+        ``truncate`` is the request's; ``None`` means the server's ``--truncate``.
+        """
+        limit = self.embedder.max_tokens
+        if not (self.settings.truncate if truncate is None else truncate):
+            for n, name in zip(counts, names):
+                if n > limit:
+                    raise APIError(413, f"{name} has {n} tokens; the model reads at most {limit} (prompt and special "
+                                   f'tokens included): shorten it, send "truncate": true to embed its first {limit} '
+                                   "tokens, or start the server with --truncate", name, "context_length_exceeded")
+        return [min(n, limit) for n in counts]
 
     def prompted(self, texts: Sequence[str], input_type: str | None) -> list[str]:
         """The texts as the model reads them: NFC, after the prompt's prefix."""
@@ -163,6 +213,34 @@ class Service:
         if sum(map(len, prompted)) <= INLINE_TOKENIZE_CHARS:
             return self.count_tokens(prompted)
         return await asyncio.to_thread(self.count_tokens, prompted)
+
+    async def follow_index(self, every: float = FOLLOW_SECONDS) -> None:
+        """Keep ``self.index`` on the index's newest generation, for as long as the server runs.
+
+        ``Index.latest`` costs one ``stat`` while nothing changes; a new generation is loaded whole
+        on a worker thread, then becomes ``self.index`` in one assignment. Searches already queued
+        finish on the generation they started with, which is closed after them (in queue order).
+        """
+        failed = None
+        while True:
+            await asyncio.sleep(every)
+            current = self.index
+            try:
+                fresh = await asyncio.to_thread(current.latest)
+            except Exception as exc:  # noqa: BLE001 - keep serving what is loaded; retried at the next look
+                if str(exc) != failed:
+                    logger.error("%s: cannot load its new generation, still serving %s: %s",
+                                 current.path, current.manifest["generation"], exc)
+                failed = str(exc)
+                continue
+            failed = None
+            if fresh is current:
+                continue
+            self.index = fresh
+            logger.info("%s: now serving generation %s (%d passages)", fresh.path, fresh.manifest["generation"],
+                        fresh.manifest["passages"])
+            with suppress(APIError):  # a full queue: the old generation is closed when garbage-collected
+                await self.call(current.close)
 
     async def call(self, fn) -> Any:
         """``fn()`` on the model thread, in queue order."""
@@ -176,18 +254,34 @@ class Service:
             raise APIError(503, f"server busy: {exc} (--queue-size); retry shortly", code="queue_full",
                            headers={"Retry-After": "1"}) from None
 
-    async def calibration(self):
-        """The paraphrase calibration of the model: its ``anlam_calibration.json``, else fitted once on ML-TR dev."""
-        async with self._calibrating:
-            if self._calibration is None:
-                from anlam.apps import ParaphraseDetector
+    async def prepare_calibration(self) -> None:
+        """At start-up: the model folder's ``anlam_calibration.json``, else the one cached under
+        ``$ANLAM_HOME/calibrations`` for this model's checksum, else fitted on ML-TR dev now and
+        cached there. The model folder is only read; a failure leaves /v1/paraphrase answering 503.
+        """
+        if self._calibration is not None:
+            return
+        from anlam.apps.paraphrase import Calibration, default_calibration
+        from anlam.models.base import anlam_home
 
-                try:
-                    detector = await self.call(partial(ParaphraseDetector.from_model, self.embedder))
-                except AnlamError as exc:
-                    raise APIError(503, f"paraphrase detection is unavailable: {exc}", code="no_calibration") from None
-                self._calibration = detector.calibration
-            return self._calibration
+        def load():
+            stored = Calibration.load(self.embedder.path) if Path(str(self.embedder.path)).is_dir() else None
+            return stored or default_calibration(self.embedder, cache_dir=anlam_home() / "calibrations")
+
+        try:
+            self._calibration = await self.call(load)
+        except AnlamError as exc:
+            self._no_calibration = str(exc)
+            logger.warning("/v1/paraphrase is unavailable: %s", exc)
+
+    def calibration(self):
+        """The calibration ``prepare_calibration`` found (never computed on a request)."""
+        if not self.settings.paraphrase:
+            raise APIError(404, "paraphrase detection is off: the server was started with --no-paraphrase",
+                           code="paraphrase_disabled")
+        if self._calibration is None:
+            raise APIError(503, f"paraphrase detection is unavailable: {self._no_calibration}", code="no_calibration")
+        return self._calibration
 
     def texts(self, items: str | list[str], param: str, limit: int | None = None,
               reason: str = "per request (--max-inputs)") -> list[str]:
@@ -227,8 +321,9 @@ def create_app(embedder, settings: ServeSettings | None = None, index=None, cali
     Args:
         settings: limits and switches (defaults: ``ServeSettings()``).
         index: an ``anlam.search.Index`` searched by ``/v1/search``; without it that route answers 404.
-        calibration: an ``anlam.apps.Calibration`` for ``/v1/paraphrase``; by default the model
-            folder's, else fitted on ML-TR dev at the first paraphrase request.
+            The server follows it to the generations that writes elsewhere commit (``Index.latest``).
+        calibration: an ``anlam.apps.Calibration`` for ``/v1/paraphrase``; by default found or
+            fitted at start-up (``Service.prepare_calibration``).
 
     Raises:
         AnlamError: a setting out of range.
@@ -240,9 +335,15 @@ def create_app(embedder, settings: ServeSettings | None = None, index=None, cali
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await service.batcher.start()
+        if settings.paraphrase:
+            await service.prepare_calibration()
+        follower = asyncio.create_task(service.follow_index(), name="anlam-index") if index is not None else None
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
             await service.batcher.stop()
 
     app = FastAPI(title="anlam", version=_version(), lifespan=lifespan,
@@ -267,7 +368,8 @@ def create_app(embedder, settings: ServeSettings | None = None, index=None, cali
         return {"status": "ok", "model": service.model_id, "dim": embedder.dim, "max_tokens": embedder.max_tokens,
                 "batching": settings.batching, "queued": batcher.queued, "queue_size": settings.queue_size,
                 "batches": batcher.batches, "encoded": batcher.encoded,
-                "index": None if index is None else str(index.path)}
+                "index": None if service.index is None else str(service.index.path),
+                "generation": None if service.index is None else service.index.manifest["generation"]}
 
     return app
 
@@ -278,13 +380,21 @@ def _routes(service: Service) -> APIRouter:
 
     @router.post("/embeddings", response_model=schemas.EmbeddingResponse, tags=["embeddings"])
     async def embeddings(request: schemas.EmbeddingRequest) -> Response:
-        """Embed a text or a list of texts (OpenAI's embeddings API)."""
-        texts = service.texts(request.input, "input")
+        """Embed a text or a list of texts, each as text or as the model's token ids (OpenAI's embeddings API)."""
         dim = request.dimensions
         if dim is not None and not 1 <= dim <= embedder.dim:
             raise APIError(422, f"dimensions must be between 1 and {embedder.dim}, got {dim}", "dimensions",
                            "invalid_dimensions")
-        vectors, tokens = await service.embed(texts, request.input_type)
+        items = request.input
+        if isinstance(items, list) and items and not isinstance(items[0], str):  # token ids
+            nested = isinstance(items[0], list)
+            ids = items if nested else [items]
+            names = [f"input[{i}]" for i in range(len(ids))] if nested else ["input"]
+            vectors, tokens = await service.embed_ids(ids, names, request.input_type, request.truncate)
+        else:
+            texts = service.texts(items, "input")
+            vectors, tokens = await service.embed(texts, request.input_type, request.truncate,
+                                                  [f"input[{i}]" for i in range(len(texts))])
         if dim is not None and dim < vectors.shape[1]:
             vectors = _normalise(vectors[:, :dim])
         if request.encoding_format == "base64":
@@ -303,12 +413,13 @@ def _routes(service: Service) -> APIRouter:
         if request.texts is not None:
             limit = min(MAX_MATRIX_TEXTS, settings.max_inputs)
             texts = service.texts(request.texts, "texts", limit, "in a matrix (send pairs for more)")
-            vectors, tokens = await service.embed(texts, request.input_type)
+            vectors, tokens = await service.embed(texts, request.input_type, request.truncate,
+                                                  [f"texts[{i}]" for i in range(len(texts))])
             body["matrix"] = np.clip(vectors @ vectors.T, -1.0, 1.0)
         else:
             pairs = service.pairs(request.pairs, "pairs")
-            unique = list(dict.fromkeys(t for pair in pairs for t in pair))
-            vectors, tokens = await service.embed(unique, request.input_type)
+            unique, names = _unique_texts(pairs)
+            vectors, tokens = await service.embed(unique, request.input_type, request.truncate, names)
             row = {t: i for i, t in enumerate(unique)}
             a, b = vectors[[row[p[0]] for p in pairs]], vectors[[row[p[1]] for p in pairs]]
             body["scores"] = np.clip((a * b).sum(axis=1), -1.0, 1.0)
@@ -319,14 +430,15 @@ def _routes(service: Service) -> APIRouter:
         """Is each pair a paraphrase? A calibrated probability and the decision at the threshold."""
         from anlam.apps import ParaphraseDetector
 
+        calibration = service.calibration()
         pairs = service.pairs(request.pairs, "pairs")
-        calibration = await service.calibration()
         if request.threshold is not None:
             calibration = calibration.with_threshold(request.threshold)
+        unique, names = _unique_texts(pairs)
+        counts = await service.tokens(service.prompted(unique, calibration.prompt))
+        tokens = sum(service.fit(counts, names, request.truncate))
         detector = ParaphraseDetector(embedder, calibration)
         results = await service.call(partial(detector.predict, pairs))
-        unique = list(dict.fromkeys(t for pair in pairs for t in pair))
-        tokens = sum(await service.tokens(service.prompted(unique, calibration.prompt)))
         data = [{"index": i, "probability": round(r.probability, 4), "paraphrase": r.paraphrase,
                  "cosine": round(r.cosine, 4)} for i, r in enumerate(results)]
         return _json({"object": "list", "model": service.model_id, "threshold": calibration.threshold,
@@ -358,6 +470,15 @@ def _routes(service: Service) -> APIRouter:
         return _model_card(service)
 
     return router
+
+
+def _unique_texts(pairs: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The distinct texts of ``pairs`` (each embedded once) and where each first appears (``pairs[2][1]``)."""
+    first: dict[str, str] = {}
+    for i, pair in enumerate(pairs):
+        for j, text in enumerate(pair):
+            first.setdefault(text, f"pairs[{i}][{j}]")
+    return list(first), list(first.values())
 
 
 def _model_card(service: Service) -> dict[str, Any]:

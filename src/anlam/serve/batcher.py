@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from anlam.errors import AnlamError
+
 logger = logging.getLogger(__name__)
 
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -142,7 +144,8 @@ class MicroBatcher:
             try:
                 result = await loop.run_in_executor(self._executor, fn)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-                logger.exception("model call failed")
+                if not isinstance(exc, AnlamError):  # a user's mistake is answered, not logged as a failure
+                    logger.exception("model call failed")
                 for job in live:
                     if not job.future.done():
                         job.future.set_exception(exc)

@@ -1,15 +1,17 @@
 """Request and response bodies of the HTTP API (they also make the OpenAPI page at ``/docs``).
 
-``/v1/embeddings`` follows OpenAI's embeddings API field for field, so the official ``openai``
-client and tools built on it work unchanged; ``input_type`` is the one addition (the name
-NVIDIA's OpenAI-compatible embedding servers use for the same thing).
+``/v1/embeddings`` follows OpenAI's embeddings API field for field (``input`` may be token ids,
+as in OpenAI's schema; they are the served model's own ids), so the official ``openai`` client
+and tools built on it work unchanged. Two additions: ``input_type`` (the name NVIDIA's
+OpenAI-compatible embedding servers use for the prompt) and ``truncate`` (Text Embeddings
+Inference's switch for inputs longer than the model reads).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 InputType = Literal["query", "passage", "none"]
 InputTypeField = Field(
@@ -18,6 +20,12 @@ InputTypeField = Field(
                 'documents you index, "none" for no prompt. Models without prompts ignore it.',
 )
 ModelField = Field(None, description="Echoed back; this server serves one model, whatever the name.")
+TruncateField = Field(
+    None,
+    description="An input longer than the model reads (prompt and special tokens included) is an error (413) "
+                "unless this is true: then only its first tokens are embedded. Default: the server's --truncate.",
+)
+TokenIds = list[StrictInt]
 
 
 class _Request(BaseModel):
@@ -25,13 +33,28 @@ class _Request(BaseModel):
 
 
 class EmbeddingRequest(_Request):
-    input: str | list[str] = Field(description="A text or a list of texts.", examples=["Aşırı öğrenme nedir?"])
+    input: str | list[str] | TokenIds | list[TokenIds] = Field(
+        description="A text, a list of texts, a text as the model's token ids (what "
+                    "tokenizer(text, add_special_tokens=False) gives; the prompt and special tokens are added "
+                    "as for text), or a list of those.",
+        examples=["Aşırı öğrenme nedir?"])
     model: str | None = ModelField
     dimensions: int | None = Field(None, description="Keep the first N dimensions, renormalised (Matryoshka use).")
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: each vector as little-endian float32 bytes, as OpenAI sends it.")
     input_type: InputType = InputTypeField
+    truncate: bool | None = TruncateField
     user: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_shape(cls, value: Any) -> Any:
+        """One clear message for a mixed list, instead of one per member of the union."""
+        if isinstance(value, str) or (isinstance(value, list) and (
+                all(isinstance(v, str) for v in value) or all(type(v) is int for v in value)
+                or all(isinstance(v, list) and all(type(x) is int for x in v) for v in value))):
+            return value
+        raise ValueError("expected a text, a list of texts, a list of token ids or a list of token-id lists")
 
 
 class Embedding(BaseModel):
@@ -57,6 +80,7 @@ class SimilarityRequest(_Request):
                                     examples=[["Aşırı öğrenme nedir?", "Overfitting nasıl önlenir?"]])
     pairs: list[tuple[str, str]] | None = Field(None, description="Pairs to score (one cosine per pair).")
     input_type: InputType = InputTypeField
+    truncate: bool | None = TruncateField
     model: str | None = ModelField
 
 
@@ -74,6 +98,7 @@ class ParaphraseRequest(_Request):
         examples=[[["Model eğitim verisini ezberliyor.", "Model aşırı öğrenme yapıyor."]]])
     threshold: float | None = Field(None, gt=0, lt=1,
                                     description="Decide at this probability instead of the calibrated one.")
+    truncate: bool | None = TruncateField
     model: str | None = ModelField
 
 
