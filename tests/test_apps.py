@@ -79,6 +79,8 @@ class FakeEmbedder:
         self.vectors, self.path = vectors, path
 
     def encode(self, texts, prompt="query", batch_size=32, show_progress=False, **_):
+        if not texts:
+            return np.zeros((0, len(next(iter(self.vectors.values())))), dtype=np.float32)
         return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
 
 
@@ -238,8 +240,53 @@ def test_cluster_auto_finds_the_blobs_and_orders_by_size():
     assert hdb.k == 3 and adjusted_rand_score(truth, hdb.labels) == 1.0
 
 
+def _topics(seed: int, noise: float = 0.12, dim: int = 384, sizes=(12, 10, 8)):
+    """Unit vectors as e5 makes them: one large shared direction, a small topic direction, and
+    noise spread over every dimension (raw cosines all near 0.6)."""
+    rng = np.random.default_rng(seed)
+    common, *topics = (v / np.linalg.norm(v) for v in rng.normal(size=(1 + len(sizes), dim)))
+    vectors = np.vstack([3 * common + 0.6 * topics[c] + rng.normal(scale=noise, size=(n, dim)) for c, n in enumerate(sizes)])
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), [c for c, n in enumerate(sizes) for _ in range(n)]
+
+
+def test_cluster_default_centred_average_linkage_beats_raw_kmeans_on_noisy_topics():
+    from sklearn.metrics import adjusted_rand_score
+
+    default, before, uncentred = [], [], []
+    for seed in range(6):
+        vectors, truth = _topics(seed)
+        texts = [f"paragraf {i}" for i in range(len(truth))]
+        result = cluster_embeddings(texts, vectors, k=3)
+        assert result.method == "average"
+        default.append(adjusted_rand_score(truth, result.labels))
+        before.append(adjusted_rand_score(truth, cluster_embeddings(texts, vectors, k=3, method="kmeans", centre=False).labels))
+        uncentred.append(adjusted_rand_score(truth, cluster_embeddings(texts, vectors, k=3, centre=False).labels))
+    # Centred on the corpus mean, cosines measure how texts differ; on the raw vectors the shared
+    # direction dominates and average linkage chains most texts into one cluster.
+    assert np.mean(default) >= np.mean(before) + 0.2, (default, before)
+    assert np.mean(default) >= np.mean(uncentred) + 0.3, (default, uncentred)
+
+
+def test_prepare_vectors_centres_and_keeps_principal_components():
+    from anlam.apps.cluster import prepare_vectors
+
+    vectors, _ = _topics(0)
+    centred = prepare_vectors(vectors)
+    assert centred.shape == vectors.shape and np.allclose(np.linalg.norm(centred, axis=1), 1.0, atol=1e-5)
+    assert (vectors @ vectors.T).mean() > 0.5 and abs((centred @ centred.T).mean()) < 0.05  # the shared direction is gone
+    reduced = prepare_vectors(vectors, dims=8)
+    assert reduced.shape == (30, 8) and np.allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5)
+    assert prepare_vectors(vectors[:5], dims=64).shape == (5, 384)  # more components than 5 texts span: all kept
+    assert prepare_vectors(vectors, centre=False) is vectors
+    same = cluster_embeddings(["Aynı cümle."] * 3, np.tile(vectors[:1], (3, 1)), k=2)  # every text at the mean
+    assert sorted(c.size for c in same.clusters) == [1, 2]
+
+
 @pytest.mark.parametrize("texts,kwargs,message", [
     ([], {"k": 2}, "empty corpus"),
+    (["a", "b", "c"], {"k": 2, "dims": -1}, "dims must be 0"),
+    (["a", "b", "c"], {"k": 2, "dims": 2, "centre": False}, "cannot go with no centring"),
+    (["a", "b", "c"], {"k": 4, "method": "kmeans"}, "larger than the corpus"),
     (["a", "b", "c"], {"k": 4}, "larger than the corpus"),
     (["a", "b", "c"], {"k": 0}, "at least 1"),
     (["a", "b"], {"k": None}, "at least 3 texts"),
@@ -282,7 +329,7 @@ def test_plot_clusters_writes_png(tmp_path):
     ("iade_talebi: []\nkargo: ['Kargom nerede?']\n", "'iade_talebi' has no examples"),
     ("iade_talebi:\nkargo: ['Kargom nerede?']\n", "'iade_talebi'"),
     ("kargo: ['Kargom nerede?']\nkargo: [Paketim gelmedi]\n", "line 2: intent 'kargo' appears twice"),
-    ("unknown: [Bilmiyorum]\n", "reserved"),
+    ("unknown: [Bilmiyorum]\n", "no intents besides 'unknown'"),
     ("- Kargom nerede?\n", "mapping of intent name"),
     ("kargo: 'Kargom nerede?'\n", "list of example"),
     ("kargo: ['Kargom nerede?', '  ']\n", "example 2: empty"),
@@ -303,6 +350,13 @@ def test_bundled_intent_samples_are_well_formed():
     assert 40 <= len(texts) <= 60 and "unknown" in labels and set(labels) - {"unknown"} == set(intents)
     examples = {e for v in intents.values() for e in v}
     assert not examples & set(texts)  # evaluation texts are written differently from the examples
+    helpdesk = load_intents(SAMPLES / "helpdesk_intents.yaml")
+    texts, labels = load_intent_eval(SAMPLES / "helpdesk_eval.csv", list(helpdesk))
+    assert set(labels) - {"unknown"} == set(helpdesk) and not {e for v in helpdesk.values() for e in v} & set(texts)
+    from anlam.apps.intent import out_of_scope_texts
+
+    reference = out_of_scope_texts()
+    assert len(reference) == len(set(reference)) == 300 and not set(reference) & set(texts)
 
 
 def test_load_intent_eval_names_row_of_unknown_intent(tmp_path):
@@ -324,8 +378,9 @@ def test_intent_matcher_centroid_knn_and_abstain(tiny_embedder):
         assert len(matches[0].top) == 2 and matches[0].top[0] == ("kargo", pytest.approx(matches[0].score))
     strict = IntentMatcher(tiny_embedder, intents, threshold=1.01)
     assert strict.match(['Kargom nerede?'])[0].intent == "unknown"
-    auto = IntentMatcher(tiny_embedder, intents)
-    assert -1.0 <= auto.threshold <= 1.0
+    auto = IntentMatcher(tiny_embedder, intents)  # calibrated on the shipped out-of-scope reference
+    assert auto.auto and -2.0 <= auto.threshold <= 2.0 and len(auto._reference) == 300
+    assert auto.match(["Kargom nerede?"])[0].out_of_scope is not None
     report = evaluate_intents(IntentMatcher(tiny_embedder, intents, threshold=-1.0),
                               ["Kargom nerede?", "Param ne zaman geri yatar?"], ["kargo", "iade"])
     assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0 and report["confusion"] == [[1, 0], [0, 1]]
@@ -333,6 +388,86 @@ def test_intent_matcher_centroid_knn_and_abstain(tiny_embedder):
         IntentMatcher(tiny_embedder, {"kargo": []})
     with pytest.raises(AnlamError, match="unknown intent method"):
         IntentMatcher(tiny_embedder, intents, method="svm")
+
+
+def _v(*parts: tuple[int, float]) -> np.ndarray:
+    x = np.zeros(6)
+    for axis, weight in parts:
+        x[axis] += weight
+    return x / np.linalg.norm(x)
+
+
+# A helpdesk in 6-d: "kargo" along axis 0, "iade" along axis 1, everyday Turkish around axis 2 with a
+# little of everything (as real embeddings have), axes 3-5 for what else a text is about.
+HELPDESK = {"kargo": ["Kargom nerede?", "Paketim hâlâ gelmedi.", "Siparişim ne zaman gelir?"],
+            "iade": ["Ürünü iade etmek istiyorum.", "Param ne zaman geri yatar?", "Kusurlu ürünü geri gönderebilir miyim?"]}
+EVERYDAY = ["Bugün hava çok güzel.", "Akşam yemeğinde ne var?", "Otobüs yine gecikti.", "Kitabı bitirdin mi?",
+            "Hafta sonu denize gidiyoruz.", "Kedim bütün gün uyudu.", "Çay demlendi mi?", "Yarın erken kalkmam lazım.",
+            "Bu şarkıyı çok seviyorum.", "Market kaçta kapanıyor?", "Annemi aramayı unuttum.", "Tatile nereye gitsek?"]
+IN_SCOPE = {"Siparişim üç gündür yolda, nerede kaldı?": ("kargo", _v((0, 1.0), (2, 0.3))),
+            "Kusurlu gelen ürünü geri yollamak istiyorum.": ("iade", _v((1, 1.0), (2, 0.3)))}
+OUT_OF_SCOPE = {"Bu akşam maç kaçta başlıyor?": _v((2, 1.0), (0, 0.25), (3, 0.2))}
+JOBS = {"Kargo firmanızda iş ilanı var mı?": _v((0, 1.0), (3, 1.0)),
+        "İş başvurusu için kime yazmalıyım?": _v((0, 0.8), (3, 1.2)),
+        "Kargo şirketinize nasıl başvururum?": _v((0, 1.0), (3, 1.1))}
+
+
+def _helpdesk_embedder() -> FakeEmbedder:
+    rng = np.random.default_rng(0)
+    vectors = {t: _v((axis, 1.0), (5, 0.2 * i)) for axis, name in enumerate(HELPDESK) for i, t in enumerate(HELPDESK[name])}
+    vectors |= {t: _v((2, 1.0), (0, 0.25 * abs(a)), (1, 0.25 * abs(b)), (3, 0.4 * c), (4, 0.4 * d))
+                for t, (a, b, c, d) in zip(EVERYDAY, rng.normal(size=(len(EVERYDAY), 4)))}
+    vectors |= {t: vec for t, (_, vec) in IN_SCOPE.items()} | OUT_OF_SCOPE | JOBS
+    return FakeEmbedder(vectors)
+
+
+def test_auto_threshold_answers_in_scope_and_abstains_on_everyday_turkish():
+    embedder = _helpdesk_embedder()
+    texts = [*IN_SCOPE, *OUT_OF_SCOPE]
+    matcher = IntentMatcher(embedder, HELPDESK, out_of_scope=EVERYDAY)
+    matches = matcher.match(texts)
+    assert [m.intent for m in matches] == ["kargo", "iade", "unknown"]
+    # The rule: best score minus the mean cosine to the nearest out-of-scope texts, against a threshold
+    # that rejects 95 % of the held-out reference; the everyday sentence is far below it.
+    assert all(m.score - m.out_of_scope >= matcher.threshold + 0.3 for m in matches[:2])
+    assert matches[2].score - matches[2].out_of_scope < matcher.threshold - 0.1
+    assert matches[2].top[0][0] == "kargo" and "out_of_scope" in matches[2].to_dict()
+    # Never abstaining answers the everyday sentence too; a fixed threshold is on the raw score.
+    assert [m.intent for m in IntentMatcher(embedder, HELPDESK, threshold=None).match(texts)] == ["kargo", "iade", "kargo"]
+    assert [m.intent for m in IntentMatcher(embedder, HELPDESK, threshold="none").match(texts)][2] == "kargo"
+    fixed = IntentMatcher(embedder, HELPDESK, threshold=0.6)
+    assert [m.intent for m in fixed.match(texts)] == ["kargo", "iade", "unknown"] and fixed.match(texts)[0].out_of_scope is None
+    with pytest.raises(AnlamError, match="threshold must be 'auto', 'none' or a number"):
+        IntentMatcher(embedder, HELPDESK, threshold="yüksek")
+    with pytest.raises(AnlamError, match="at least 2 out-of-scope texts"):
+        IntentMatcher(embedder, HELPDESK, out_of_scope=EVERYDAY[:1])
+
+
+def test_unknown_examples_in_the_intents_file_claim_texts_like_them(tmp_path):
+    embedder = _helpdesk_embedder()
+    asked = "Kargo şirketinize nasıl başvururum?"  # about the shipping company, not a shipment
+    assert IntentMatcher(embedder, HELPDESK, out_of_scope=EVERYDAY).match([asked])[0].intent == "kargo"
+    path = tmp_path / "niyetler.yaml"
+    path.write_text("kargo:\n" + "".join(f"  - {t}\n" for t in HELPDESK["kargo"])
+                    + "iade:\n" + "".join(f"  - {t}\n" for t in HELPDESK["iade"])
+                    + "unknown:\n  - Kargo firmanızda iş ilanı var mı?\n  - İş başvurusu için kime yazmalıyım?\n",
+                    encoding="utf-8")
+    intents = load_intents(path)
+    for threshold in ("auto", None):
+        matcher = IntentMatcher(embedder, intents, threshold=threshold, out_of_scope=EVERYDAY)
+        assert matcher.names == ["kargo", "iade"]  # "unknown" is never an answer of its own
+        assert [m.intent for m in matcher.match([asked, *IN_SCOPE])] == ["unknown", "kargo", "iade"]
+        assert matcher.scores([asked]).shape == (1, 2)
+
+
+def test_evaluate_intents_reports_in_scope_accuracy_and_rejection():
+    embedder = _helpdesk_embedder()
+    matcher = IntentMatcher(embedder, HELPDESK, threshold=None)
+    texts = [*IN_SCOPE, *OUT_OF_SCOPE]
+    report = evaluate_intents(matcher, texts, ["kargo", "iade", "unknown"])
+    assert report["in_scope_accuracy"] == 1.0 and report["out_of_scope_rejected"] == 0.0 and report["threshold"] is None
+    report = evaluate_intents(IntentMatcher(embedder, HELPDESK, out_of_scope=EVERYDAY), texts, ["kargo", "kargo", "unknown"])
+    assert report["in_scope_accuracy"] == 0.5 and report["out_of_scope_rejected"] == 1.0 and report["accuracy"] == 0.6667
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -400,8 +535,15 @@ def test_cli_cluster(cli, model_dir, tmp_path):
     assert [a["text"] for a in summary["assignments"]] == texts
 
     # Refused before any model is loaded.
+    kmeans = cli("cluster", corpus, "--column", "metin", "-k", "2", "--method", "kmeans", "--no-centre", "--json", "--model", model_dir)
+    assert kmeans.returncode == 0 and {json.loads(line)["cluster"] for line in kmeans.stdout.splitlines()} == {0, 1}
+    assert "(kmeans)" in cli("cluster", corpus, "--column", "metin", "-k", "2", "--method", "kmeans", "--model", model_dir).stdout
     too_many = cli("cluster", corpus, "--column", "metin", "-k", "7", "--model", model_dir)
     assert too_many.returncode == 2 and "k=7 is larger than the corpus (6 texts)" in too_many.stderr
+    negative = cli("cluster", corpus, "--column", "metin", "--dims", "-1", "--model", model_dir)
+    assert negative.returncode == 2 and "dims must be 0" in negative.stderr
+    hdbscan_k = cli("cluster", corpus, "--column", "metin", "-k", "2", "--method", "hdbscan")
+    assert hdbscan_k.returncode == 2 and "-k does not apply to hdbscan" in hdbscan_k.stderr
     both = cli("cluster", corpus, "--column", "metin", "-k", "2", "--auto")
     assert both.returncode == 2 and "either -k" in both.stderr
     missing = cli("cluster", corpus, "--model", model_dir)
@@ -426,8 +568,22 @@ def test_cli_intent(cli, model_dir, tmp_path, monkeypatch):
     result = cli("intent", "--intents", intents, "--eval", SAMPLES / "ml_faq_eval.csv", "--model", model_dir, "--json")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
-    assert set(scores) == {"accuracy", "macro_f1"} and 0 <= scores["macro_f1"] <= scores["accuracy"] + 1
+    assert set(scores) == {"accuracy", "macro_f1", "in_scope_accuracy", "out_of_scope_rejected"}
+    assert 0 <= scores["macro_f1"] <= scores["accuracy"] + 1 and 0 <= scores["out_of_scope_rejected"] <= 1
     assert (tmp_path / "intent_confusion.png").read_bytes()[:8] == PNG
+
+    # --threshold: auto (the default) shows each text's out-of-scope score; none never abstains.
+    question = "Eğitim kaybı düşüyor ama doğrulama kaybı artıyor."
+    auto = cli("intent", "--intents", intents, "--model", model_dir, "--json", question)
+    assert auto.returncode == 0, auto.stderr
+    assert "out_of_scope" in json.loads(auto.stdout)
+    never = cli("intent", "--intents", intents, "--model", model_dir, "--json", "--threshold", "none", "Mercimek çorbası nasıl yapılır?")
+    row = json.loads(never.stdout)
+    assert row["intent"] != "unknown" and "out_of_scope" not in row
+    table = cli("intent", "--intents", intents, "--model", model_dir, "--threshold", "1.01", question)
+    assert table.returncode == 0 and "unknown" in table.stdout and "score < 1.010" in table.stdout
+    bad = cli("intent", "--intents", intents, "--threshold", "yuksek", question)
+    assert bad.returncode == 2 and "--threshold must be auto, none or a number" in bad.stderr
 
     broken = tmp_path / "bozuk.yaml"
     broken.write_text("kargo: ['Kargom nerede?'\n", encoding="utf-8")
@@ -442,13 +598,19 @@ def test_cli_intent(cli, model_dir, tmp_path, monkeypatch):
 # --- the real base model -----------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_base_intent_accuracy_on_bundled_sample(base_embedder):
+def test_base_intent_auto_threshold_on_bundled_sample(base_embedder):
     intents = load_intents(SAMPLES / "ml_faq_intents.yaml")
     texts, labels = load_intent_eval(SAMPLES / "ml_faq_eval.csv", list(intents))
-    report = evaluate_intents(IntentMatcher(base_embedder, intents), texts, labels)
-    assert report["accuracy"] >= 0.7  # measured 0.768 for e5-small, zero-shot
-    unknown = [p for p, gold in zip(report["predicted"], labels) if gold == "unknown"]
-    assert unknown.count("unknown") >= len(unknown) - 1  # off-topic questions abstain
+    auto = IntentMatcher(base_embedder, intents)  # the defaults: knn, threshold "auto"
+    report = evaluate_intents(auto, texts, labels)
+    answered = evaluate_intents(IntentMatcher(base_embedder, intents, threshold=None), texts, labels)
+    inside = sum(label != "unknown" for label in labels)
+    assert answered["in_scope_accuracy"] >= 0.65  # measured 0.70 for e5-small, zero-shot
+    # Abstaining costs at most one of the 50 in-scope questions and rejects the off-topic ones.
+    assert round((answered["in_scope_accuracy"] - report["in_scope_accuracy"]) * inside) <= 1
+    assert report["out_of_scope_rejected"] >= 5 / 6
+    clear = ["Batch size'ı artırınca CUDA bellek hatası alıyorum", "Bu akşam maç kaçta başlıyor?"]
+    assert [m.intent for m in auto.match(clear)] == ["gpu_bellek", "unknown"]
 
 
 @pytest.mark.slow

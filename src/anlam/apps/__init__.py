@@ -5,9 +5,11 @@ the same functions:
 
 - ``paraphrase``: ``ParaphraseDetector`` (calibrated paraphrase probability), ``calibrate``,
   ``find_duplicates``;
-- ``cluster``: ``cluster_texts`` (k-means / HDBSCAN, representatives, c-TF-IDF keywords),
+- ``cluster``: ``cluster_texts`` (centred average-linkage by default; Ward, k-means,
+  HDBSCAN on request; representatives, c-TF-IDF keywords),
   ``plot_clusters``;
-- ``intent``: ``IntentMatcher`` (nearest centroid / k-NN with an abstain threshold),
+- ``intent``: ``IntentMatcher`` (k-NN or nearest centroid; abstains on what sits
+  closer to everyday Turkish than to any intent),
   ``evaluate_intents``, ``plot_confusion``.
 """
 

@@ -1,4 +1,11 @@
-"""Clustering sentences: k-means (k given, or chosen by silhouette) or HDBSCAN on embeddings.
+"""Clustering sentences: agglomerative (average or Ward linkage), k-means or HDBSCAN on
+centred embeddings.
+
+The default is what measured best on the dev splits (benchmarks/apps.py, docs/apps.md): the
+corpus's mean vector is subtracted and each vector renormalised (e5's vectors share one large
+direction, so raw cosines crowd into 0.7-0.9 and say little), then agglomerative clustering with
+average linkage on cosine distance, k given or chosen by silhouette. ``dims`` optionally keeps
+only the first principal components.
 
 Each cluster is described by its representative sentence (the one closest to the centroid) and
 its top keywords by class-based TF-IDF (a cluster's term frequency times the log of how rare the
@@ -24,7 +31,7 @@ from anlam.text import ascii_fold, tokens
 logger = logging.getLogger(__name__)
 
 PathLike = Path | str
-METHODS = ("kmeans", "hdbscan")
+METHODS = ("average", "ward", "kmeans", "hdbscan")
 NOISE = -1
 
 # Function words, question particles, frequent adverbs and light verbs: they say nothing about
@@ -76,46 +83,53 @@ class ClusterResult:
                 "assignments": [{"cluster": c, "text": t} for c, t in zip(self.labels, self.texts)]}
 
 
-def cluster_texts(texts: Sequence[str], embedder: Embedder, k: int | None = None, method: str = "kmeans",
+def cluster_texts(texts: Sequence[str], embedder: Embedder, k: int | None = None, method: str = "average",
                   max_k: int = 12, min_cluster_size: int = 3, n_keywords: int = 5, seed: int = 42,
-                  prompt: str = "query", batch_size: int = 32) -> ClusterResult:
+                  centre: bool = True, dims: int = 0, prompt: str = "query", batch_size: int = 32) -> ClusterResult:
     """Embed ``texts`` and cluster them; see ``cluster_embeddings``."""
-    _check(len(texts), k, method)  # before the costly embedding
+    _check(len(texts), k, method, centre, dims)  # before the costly embedding
     vectors = embedder.encode(list(texts), prompt=prompt, batch_size=batch_size, show_progress=len(texts) > 256)
-    return cluster_embeddings(texts, vectors, k=k, method=method, max_k=max_k,
-                              min_cluster_size=min_cluster_size, n_keywords=n_keywords, seed=seed)
+    return cluster_embeddings(texts, vectors, k=k, method=method, max_k=max_k, min_cluster_size=min_cluster_size,
+                              n_keywords=n_keywords, seed=seed, centre=centre, dims=dims)
 
 
-def cluster_embeddings(texts: Sequence[str], vectors: np.ndarray, k: int | None = None, method: str = "kmeans",
-                       max_k: int = 12, min_cluster_size: int = 3, n_keywords: int = 5, seed: int = 42) -> ClusterResult:
+def cluster_embeddings(texts: Sequence[str], vectors: np.ndarray, k: int | None = None, method: str = "average",
+                       max_k: int = 12, min_cluster_size: int = 3, n_keywords: int = 5, seed: int = 42,
+                       centre: bool = True, dims: int = 0) -> ClusterResult:
     """Cluster unit-norm ``vectors`` of ``texts``.
 
     Args:
-        k: number of k-means clusters; ``None`` picks the k in 2..``max_k`` with the best
-            silhouette (cosine). Ignored by HDBSCAN.
-        method: "kmeans" or "hdbscan" (density based, finds k itself, marks outliers ``-1``).
+        k: number of clusters (all methods but HDBSCAN); ``None`` picks the k in 2..``max_k``
+            with the best silhouette (cosine, on the vectors clustered).
+        method: "average" (agglomerative, average linkage on cosine distance), "ward"
+            (agglomerative, Ward linkage), "kmeans", or "hdbscan" (density based, finds k
+            itself, marks outliers ``-1``).
         min_cluster_size: HDBSCAN's smallest cluster.
         n_keywords: keywords per cluster.
+        centre, dims: how the vectors are prepared, see ``prepare_vectors``. Representatives
+            and the map use the original vectors.
 
     Raises:
-        AnlamError: empty corpus, k out of range, unknown method, or too few texts for --auto.
+        AnlamError: empty corpus, k out of range, unknown method, bad dims, or too few texts
+            for choosing k.
     """
     texts = list(texts)
     n = len(texts)
-    _check(n, k, method)
+    _check(n, k, method, centre, dims)
+    space = prepare_vectors(vectors, centre, dims)
     if method == "hdbscan":
-        labels = _hdbscan(vectors, min_cluster_size)
+        labels = _hdbscan(space, min_cluster_size)
     elif k is not None:
-        labels = _kmeans(vectors, k, seed)
+        labels = _partitions(space, method, [k], seed)[0]
     else:
-        candidates = range(2, min(max_k, n - 1) + 1)
-        runs = [_kmeans(vectors, c, seed) for c in candidates]
-        scores = [_silhouette(vectors, labels) for labels in runs]
+        candidates = list(range(2, min(max_k, n - 1) + 1))
+        runs = _partitions(space, method, candidates, seed)
+        scores = [_silhouette(space, labels) for labels in runs]
         labels = runs[int(np.nanargmax(scores))]
         logger.info("silhouette by k: %s", dict(zip(candidates, np.round(scores, 3))))
     labels = _by_size(labels)
     clustered = labels != NOISE
-    silhouette = _silhouette(vectors[clustered], labels[clustered]) if clustered.any() else None
+    silhouette = _silhouette(space[clustered], labels[clustered]) if clustered.any() else None
     keywords = cluster_keywords(texts, labels, n_keywords)
     clusters = []
     for c in range(labels.max() + 1):
@@ -127,23 +141,60 @@ def cluster_embeddings(texts: Sequence[str], vectors: np.ndarray, k: int | None 
                          None if silhouette is None or np.isnan(silhouette) else round(float(silhouette), 4), vectors)
 
 
-def _check(n: int, k: int | None, method: str) -> None:
+def _check(n: int, k: int | None, method: str, centre: bool = True, dims: int = 0) -> None:
     if n == 0:
         raise AnlamError("no texts to cluster (empty corpus)")
     if method not in METHODS:
         raise AnlamError(f"unknown clustering method {method!r}; use one of {', '.join(METHODS)}")
-    if method == "kmeans" and k is not None and k < 1:
+    if dims < 0:
+        raise AnlamError(f"dims must be 0 (every dimension) or more, got {dims}")
+    if dims and not centre:
+        raise AnlamError("dims keeps principal components, which are centred; it cannot go with no centring")
+    if method == "hdbscan":
+        return
+    if k is not None and k < 1:
         raise AnlamError(f"k must be at least 1, got {k}")
-    if method == "kmeans" and k is not None and k > n:
+    if k is not None and k > n:
         raise AnlamError(f"k={k} is larger than the corpus ({n} texts)")
-    if method == "kmeans" and k is None and n < 3:
+    if k is None and n < 3:
         raise AnlamError(f"choosing k by silhouette needs at least 3 texts, got {n}; give -k")
 
 
-def _kmeans(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+def prepare_vectors(vectors: np.ndarray, centre: bool = True, dims: int = 0) -> np.ndarray:
+    """The vectors as they are clustered: centred on the corpus mean and renormalised.
+
+    Centring removes the direction every e5 vector shares, so cosines measure how texts differ
+    within the corpus. ``dims`` > 0 keeps only that many principal components (a corpus of n
+    texts spans at most n - 1). ``centre=False`` returns ``vectors`` unchanged.
+    """
+    if not centre:
+        return vectors
+    centred = vectors - vectors.mean(axis=0)
+    if 0 < dims < min(len(vectors) - 1, vectors.shape[1]):
+        from sklearn.decomposition import PCA
+
+        centred = PCA(n_components=dims, random_state=0).fit_transform(vectors)
+    return (centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _partitions(vectors: np.ndarray, method: str, ks: Sequence[int], seed: int) -> list[np.ndarray]:
+    """One labelling per k: agglomerative methods cut one tree at every k, k-means runs once per k."""
+    if method in ("average", "ward"):
+        from scipy.cluster.hierarchy import cut_tree, linkage
+        from scipy.spatial.distance import squareform
+
+        if len(vectors) < 2:
+            return [np.zeros(len(vectors), dtype=int) for _ in ks]
+        if method == "average":  # cosine distance of unit rows; a zero row (a text at the mean) is 1 from all
+            distances = np.clip(1.0 - vectors.astype(np.float64) @ vectors.T.astype(np.float64), 0.0, 2.0)
+            tree = linkage(squareform(distances, checks=False), method="average")
+        else:
+            tree = linkage(vectors, method="ward")
+        cuts = cut_tree(tree, n_clusters=list(ks))
+        return [cuts[:, i] for i in range(len(ks))]
     from sklearn.cluster import KMeans
 
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(vectors)
+    return [KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(vectors) for k in ks]
 
 
 def _hdbscan(vectors: np.ndarray, min_cluster_size: int) -> np.ndarray:

@@ -26,12 +26,13 @@ from anlam.apps import (
     plot_confusion,
     read_pairs,
 )
+from anlam.apps.intent import AUTO, NONE
 from anlam.apps.tables import read_text_columns
 from anlam.cli import app
 from anlam.cli.common import gather_texts, print_jsonl, print_table, stderr
 from anlam.cli.core import ModelOpt
 from anlam.errors import AnlamError
-from anlam.io import parse_text_lines, read_stdin_lines, read_text_file, write_json, write_text
+from anlam.io import check_output_file, parse_text_lines, read_stdin_lines, read_text_file, write_json, write_text
 from anlam.models import Embedder
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines on stdout, for programs.")]
@@ -67,9 +68,12 @@ def _write_rows(path: Path, header: list[str], rows: list[list[object]]) -> None
     write_text(path, buffer.getvalue())
 
 
-def _check_out(out: Path | None, suffixes: tuple[str, ...]) -> None:
+def _check_out(out: Path | None, suffixes: tuple[str, ...], option: str = "--out") -> None:
+    """An output file named by ``option``: the right suffix, and no folder in its place (checked before any work)."""
     if out is not None and out.suffix.lower() not in suffixes:
-        raise AnlamError(f"{out}: --out must end in {' or '.join(suffixes)}")
+        raise AnlamError(f"{out}: {option} must end in {' or '.join(suffixes)}")
+    if out is not None:
+        check_output_file(out)
 
 
 @app.command()
@@ -169,6 +173,8 @@ def dedup(
 
 
 class ClusterMethod(str, Enum):
+    average = "average"
+    ward = "ward"
     kmeans = "kmeans"
     hdbscan = "hdbscan"
 
@@ -176,9 +182,11 @@ class ClusterMethod(str, Enum):
 @app.command()
 def cluster(
     file: CorpusArg,
-    k: Annotated[int | None, typer.Option("-k", help="Number of clusters (k-means).")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="Number of clusters (every method but hdbscan).")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Pick k by silhouette (the default without -k).")] = False,
-    method: Annotated[ClusterMethod, typer.Option(help="kmeans, or hdbscan (finds k itself, marks outliers -1).")] = ClusterMethod.kmeans,
+    method: Annotated[ClusterMethod, typer.Option(help="average (agglomerative, average linkage on cosine), ward, kmeans, or hdbscan (finds k itself, marks outliers -1).")] = ClusterMethod.average,
+    centre: Annotated[bool, typer.Option("--centre/--no-centre", help="Subtract the corpus's mean vector before clustering (the default).")] = True,
+    dims: Annotated[int, typer.Option(help="Keep only this many principal components of the centred vectors (0: all).")] = 0,
     max_k: Annotated[int, typer.Option(help="Largest k tried by --auto.")] = 12,
     min_size: Annotated[int, typer.Option(help="Smallest HDBSCAN cluster.")] = 3,
     keywords: Annotated[int, typer.Option(help="Keywords per cluster.")] = 5,
@@ -193,13 +201,12 @@ def cluster(
     if k is not None and auto:
         raise AnlamError("give either -k N or --auto, not both")
     if k is not None and method is ClusterMethod.hdbscan:
-        raise AnlamError("-k applies to kmeans only; hdbscan finds the number of clusters itself")
+        raise AnlamError("-k does not apply to hdbscan: it finds the number of clusters itself")
     _check_out(out, (".csv", ".json"))
-    if map_png is not None and map_png.suffix.lower() != ".png":
-        raise AnlamError(f"{map_png}: --map must end in .png")
+    _check_out(map_png, (".png",), "--map")
     texts = _read_corpus(file, column, plain)
     result = cluster_texts(texts, Embedder.from_pretrained(model), k=k, method=method.value, max_k=max_k,
-                           min_cluster_size=min_size, n_keywords=keywords)
+                           min_cluster_size=min_size, n_keywords=keywords, centre=centre, dims=dims)
     if out is not None:
         if out.suffix.lower() == ".json":
             write_json(out, result.to_dict())
@@ -228,41 +235,63 @@ def intent(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts; if none, read --file or stdin.")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help='JSON lines {"text": ...} (or plain lines).')] = None,
     plain: PlainOpt = False,
-    method: Annotated[IntentMethod, typer.Option(help="centroid: closest mean example; knn: mean of the k closest examples.")] = IntentMethod.centroid,
+    method: Annotated[IntentMethod, typer.Option(help="knn: mean of the k closest examples; centroid: closest mean example.")] = IntentMethod.knn,
     k: Annotated[int, typer.Option("-k", help="Neighbours per intent for knn.")] = 3,
-    threshold: Annotated[float | None, typer.Option(help='Answer "unknown" below this score (default: from the examples).')] = None,
+    threshold: Annotated[str, typer.Option(help='When to answer "unknown": auto (closer to the out-of-scope reference than its calibrated margin), none (never), or a number (best score below it).')] = AUTO,
     top: Annotated[int, typer.Option(help="Best intents listed per text.")] = 3,
-    eval_file: Annotated[Path | None, typer.Option("--eval", help="Labelled CSV (text,intent): print accuracy and macro-F1.")] = None,
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="Labelled CSV (text,intent; unknown for off-topic): accuracy, macro-F1, in-scope accuracy, off-topic rejected.")] = None,
     confusion: Annotated[Path, typer.Option(help="Where --eval writes the confusion-matrix PNG.")] = Path("intent_confusion.png"),
     model: ModelOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Match texts to the intents of an intents file (or "unknown"), or evaluate on a labelled file."""
+    abstain = _intent_threshold(threshold)
     examples = load_intents(intents)
     if eval_file is not None:
         if texts or file is not None:
             raise AnlamError("--eval reads its texts from the labelled file; give no other texts")
-        if confusion.suffix.lower() != ".png":
-            raise AnlamError(f"{confusion}: --confusion must end in .png")
+        _check_out(confusion, (".png",), "--confusion")
         eval_texts, labels = load_intent_eval(eval_file, list(examples))
     else:
         items = gather_texts(texts or [], file, plain)
         if not items:
             raise AnlamError("no input texts")
-    matcher = IntentMatcher(Embedder.from_pretrained(model), examples, method=method.value, k=k, threshold=threshold)
+    matcher = IntentMatcher(Embedder.from_pretrained(model), examples, method=method.value, k=k, threshold=abstain)
     if eval_file is not None:
         report = evaluate_intents(matcher, eval_texts, labels)
         plot_confusion(report["labels"], report["confusion"], confusion, title=f"{eval_file.name}: doğruluk {report['accuracy']:.2f}")
         stderr.print(f"confusion matrix written to {confusion}")
+        keys = ["accuracy", "macro_f1", "in_scope_accuracy", "out_of_scope_rejected"]
         if json_out:
-            print_jsonl([{"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}])
+            print_jsonl([{key: report[key] for key in keys}])
         else:
-            print_table(f"{report['n']} texts, threshold {report['threshold']:.3f}", ["accuracy", "macro_f1"],
-                        [[report["accuracy"], report["macro_f1"]]])
+            print_table(f"{report['n']} texts, {_abstain_rule(matcher)}", keys,
+                        [["-" if report[key] is None else report[key] for key in keys]])
         return
     matches = matcher.match(items, top=top)
     if json_out:
         print_jsonl({"text": t, **m.to_dict()} for t, m in zip(items, matches))
         return
-    print_table(f"threshold {matcher.threshold:.3f}", ["text", "intent", "score", f"top {top}"],
-                ([t, m.intent, m.score, "  ".join(f"{n} {s:.3f}" for n, s in m.top)] for t, m in zip(items, matches)))
+    header = ["text", "intent", "score", *(["out of scope"] if matcher.auto else []), f"top {top}"]
+    print_table(_abstain_rule(matcher), header,
+                ([t, m.intent, m.score, *([m.out_of_scope] if matcher.auto else []),
+                  "  ".join(f"{n} {s:.3f}" for n, s in m.top)] for t, m in zip(items, matches)))
+
+
+def _intent_threshold(value: str) -> float | str | None:
+    """``--threshold``: "auto", "none" (never abstain) or a number, checked before any work."""
+    word = value.strip().lower()
+    if word in (AUTO, NONE):
+        return AUTO if word == AUTO else None
+    try:
+        return float(value)
+    except ValueError:
+        raise AnlamError(f"--threshold must be {AUTO}, {NONE} or a number, got {value!r}") from None
+
+
+def _abstain_rule(matcher: IntentMatcher) -> str:
+    if matcher.auto:
+        return f'"unknown" when score - out of scope < {matcher.threshold:.3f} (auto)'
+    if matcher.threshold is None:
+        return 'never "unknown" (--threshold none)'
+    return f'"unknown" when score < {matcher.threshold:.3f}'
