@@ -1,19 +1,25 @@
-"""Server benchmark: requests/s and latency with micro-batching on and off, in one run.
+"""Server benchmark: requests/s, latency and CPU per request, torch fp32 against the int8 default, in one run.
 
-Starts ``anlam serve`` itself on a free loopback port (twice: batching on, then ``--no-batching``),
-sends one-text ``/v1/embeddings`` requests from 1, 8 and 32 concurrent clients (by default the
-ML-TR test user questions, 15 tokens on average: embedding a user's query is the online use;
-``--texts sentences`` sends the ML-TR test sentences, 41 tokens on average), and reports
-requests/s, p50/p99 latency, errors, the server's CPU time per request (less sensitive than
-requests/s to other work on a shared machine) and its peak RSS. The load generator is a minimal
-keep-alive HTTP/1.1 client on asyncio streams (as wrk is), so it takes little of the CPU it measures.
-Bounded: a fixed number of requests per level, and a time limit per level.
+Starts ``anlam serve`` itself on a free loopback port, once per mode (by default ``--precision fp32``,
+the model's own torch weights, then ``--precision int8``, its OpenVINO int8 export, which
+``anlam serve`` runs by default when it passed its quality check; ``--compare batching`` instead
+runs one precision with micro-batching on and off), sends one-text ``/v1/embeddings`` requests
+from 1, 8 and 32 concurrent clients (by default the ML-TR test user questions, 15 tokens on
+average: embedding a user's query is the online use; ``--texts sentences`` sends the ML-TR test
+sentences, 41 tokens on average), and reports requests/s, p50/p99 latency, errors, the server's
+CPU time per request (less sensitive than requests/s to other work on a shared machine) and its
+peak RSS. The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams (as wrk
+is), so it takes little of the CPU it measures. Bounded: a fixed number of requests per level,
+and a time limit per level. The int8 export is built (once) before its server starts.
 
-Target (issue 7): at 32 clients over >= 2,000 requests, 0 errors and batching on >= 2x the
-requests/s of batching off.
+Targets (issue 18): at 32 clients int8 >= 2.5x the requests/s of torch fp32 with a lower p99, and
+one short query well under 10 ms of server CPU with int8. (Issue 7, ``--compare batching``: at 32
+clients over >= 2,000 requests, 0 errors and batching on >= 2x the requests/s of batching off.)
 
-    python benchmarks/serve.py                        # the embedded base model
+    python benchmarks/serve.py                        # the built-in tuned model, fp32 vs int8
+    python benchmarks/serve.py --quick                # a smoke run (200 requests at 32 clients)
     python benchmarks/serve.py --threads 1            # a shared machine: one model thread
+    python benchmarks/serve.py --compare batching --precision fp32
     python benchmarks/serve.py --model runs/tuned --json out/serve-bench.json
 """
 
@@ -72,10 +78,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(model: str, batching: bool, port: int, extra: list[str], timeout: float = 300) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "anlam", "serve", "--model", model, "--port", str(port), *extra]
-    if not batching:
-        cmd.append("--no-batching")
+def start_server(model: str, port: int, extra: list[str], timeout: float = 300) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "anlam", "serve", "--model", model, "--port", str(port), "--no-paraphrase", *extra]
     env = {k: v for k, v in os.environ.items() if k != "ANLAM_API_KEY"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
@@ -137,10 +141,10 @@ async def load(port: int, texts: list[str], clients: int, requests: int, time_li
             "client_cpu_ms_per_request": round(cpu * 1000 / max(len(latencies), 1), 2)}
 
 
-def run_mode(model: str, batching: bool, texts: list[str], levels: dict[int, int], time_limit: float,
+def run_mode(model: str, mode: str, server_args: list[str], texts: list[str], levels: dict[int, int], time_limit: float,
              extra: list[str]) -> dict:
     port = free_port()
-    proc = start_server(model, batching, port, extra)
+    proc = start_server(model, port, [*server_args, *extra])
     try:
         asyncio.run(load(port, texts[::-1], 4, 40, time_limit))  # warm-up: first passes, allocator, connections
         rows = []
@@ -150,7 +154,7 @@ def run_mode(model: str, batching: bool, texts: list[str], levels: dict[int, int
             row["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu) * 1000 / max(row["requests"], 1), 1)
             after = health(port)
             row["mean_batch"] = round((after["encoded"] - before["encoded"]) / max(after["batches"] - before["batches"], 1), 1)
-            print(f"  batching {'on ' if batching else 'off'} {clients:>3} clients: {row['requests']:>5} requests "
+            print(f"  {mode:>12} {clients:>3} clients: {row['requests']:>5} requests "
                   f"{row['rps']:>7.1f} req/s  p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms  "
                   f"server CPU {row['server_cpu_ms_per_request']:>6.1f} ms/request  mean batch {row['mean_batch']:>5.1f}  "
                   f"errors {row['errors']}", file=sys.stderr)
@@ -159,48 +163,75 @@ def run_mode(model: str, batching: bool, texts: list[str], levels: dict[int, int
     finally:
         proc.terminate()
         proc.wait(30)
-    return {"batching": batching, "levels": rows, "peak_rss_mib": round(rss, 1)}
+    return {"mode": mode, "server_args": server_args, "levels": rows, "peak_rss_mib": round(rss, 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model folder (default: the embedded base)")
+    parser.add_argument("--model", help="model folder (default: the built-in tuned model)")
+    parser.add_argument("--compare", choices=("precision", "batching"), default="precision",
+                        help="torch fp32 vs int8 (default), or micro-batching on vs off at --precision")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="int8", help="the precision --compare batching uses")
     parser.add_argument("--requests", type=int, default=2000, help="requests at 32 clients (1 and 8 get 1/20 and 1/5)")
     parser.add_argument("--time-limit", type=float, default=120, help="seconds per level at most")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 requests at 32 clients, 20 s per level")
     parser.add_argument("--texts", choices=("queries", "sentences"), default="queries",
                         help="what each request embeds (default: ML-TR test user questions)")
     parser.add_argument("--threads", type=int, help="the server's CPU threads (anlam serve --threads)")
     parser.add_argument("--device", help="the server's device (anlam serve --device), e.g. cpu on a GPU box")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.quick:
+        args.requests, args.time_limit = 200, 20.0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still stops its server
     extra = [*(["--threads", str(args.threads)] if args.threads else []), *(["--device", args.device] if args.device else [])]
-    if args.model is None:
-        from anlam.models import ensure_default_base
+    from anlam.models.embedder import resolve_model_path
 
-        args.model = str(ensure_default_base())
-    levels = {1: args.requests // 20, 8: args.requests // 5, 32: args.requests}
+    args.model = resolve_model_path(args.model)
+    if args.compare == "precision":
+        modes = {"torch fp32": ["--precision", "fp32"], "int8": ["--precision", "int8"]}
+    else:
+        modes = {"batching on": ["--precision", args.precision],
+                 "batching off": ["--precision", args.precision, "--no-batching"]}
+    if any("int8" in server_args for server_args in modes.values()):
+        from anlam.export.fast import ensure_int8
+
+        start = time.perf_counter()
+        folder, _ = ensure_int8(args.model)  # first use builds it; the server must not time out doing so
+        print(f"int8 export ready in {time.perf_counter() - start:.0f} s: {folder}", file=sys.stderr)
+    levels = {1: max(args.requests // 20, 10), 8: max(args.requests // 5, 40), 32: args.requests}
     texts = load_texts(args.texts)
     print(f"model {args.model}; {len(texts)} distinct ML-TR test {args.texts}; {os.cpu_count()} CPU(s); "
           f"load average {os.getloadavg()[0]:.1f}; server options {' '.join(extra) or '(none)'}", file=sys.stderr)
-    modes = [run_mode(args.model, batching, texts, levels, args.time_limit, extra) for batching in (True, False)]
-    on, off = (m["levels"][-1] for m in modes)
-    ratio = on["rps"] / off["rps"]
-    met = on["requests"] >= 2000 and off["requests"] >= 2000 and on["errors"] == off["errors"] == 0 and ratio >= 2
+    results = [run_mode(args.model, mode, server_args, texts, levels, args.time_limit, extra)
+               for mode, server_args in modes.items()]
+    first, second = results
+    a, b = first["levels"][-1], second["levels"][-1]
+    ratio = b["rps"] / a["rps"]
+    if args.compare == "precision":
+        single = second["levels"][0]["server_cpu_ms_per_request"]
+        met = ratio >= 2.5 and b["p99_ms"] < a["p99_ms"] and a["errors"] == b["errors"] == 0 and single < 10
+        verdict = (f"at 32 clients int8 gives {ratio:.2f}x the requests/s of torch fp32, p99 {b['p99_ms']} ms vs "
+                   f"{a['p99_ms']} ms; one query at 1 client costs {single} ms of server CPU with int8; "
+                   f"target (>= 2.5x, lower p99, 0 errors, < 10 ms): {'met' if met else 'NOT met'}")
+    else:
+        ratio = a["rps"] / b["rps"]
+        met = a["requests"] >= 2000 and b["requests"] >= 2000 and a["errors"] == b["errors"] == 0 and ratio >= 2
+        verdict = (f"at 32 clients batching on gives {ratio:.2f}x the requests/s of batching off; "
+                   f"target (>= 2,000 requests, 0 errors, >= 2x): {'met' if met else 'NOT met'}")
     report = {"model": args.model, "cpus": os.cpu_count(), "texts": args.texts, "load_average": os.getloadavg(),
-              "server_options": extra, "modes": modes,
-              "speedup_at_32": round(ratio, 2), "target_met": met}
+              "compare": args.compare, "server_options": extra, "modes": results, "ratio_at_32": round(ratio, 2),
+              "target_met": met}
 
-    print("\n| batching | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU ms/request | texts per encode |")
+    print("\n| mode | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU ms/request | texts per encode |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for mode in modes:
+    for mode in results:
         for row in mode["levels"]:
-            print(f"| {'on' if mode['batching'] else 'off'} | {row['clients']} | {row['requests']} | {row['errors']} | "
-                  f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['server_cpu_ms_per_request']} | {row['mean_batch']} |")
-    for mode in modes:
-        print(f"\nbatching {'on' if mode['batching'] else 'off'}: server peak RSS {mode['peak_rss_mib']} MiB")
-    print(f"\nat 32 clients batching on gives {ratio:.2f}x the requests/s of batching off; "
-          f"target (>= 2,000 requests, 0 errors, >= 2x): {'met' if met else 'NOT met'}")
+            print(f"| {mode['mode']} | {row['clients']} | {row['requests']} | {row['errors']} | {row['rps']} | "
+                  f"{row['p50_ms']} | {row['p99_ms']} | {row['server_cpu_ms_per_request']} | {row['mean_batch']} |")
+    for mode in results:
+        print(f"\n{mode['mode']}: server peak RSS {mode['peak_rss_mib']} MiB")
+    print(f"\n{verdict}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -183,7 +183,7 @@ def test_export_refuses_bad_targets(exported, small, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     (project / "notes.txt").write_text("önemli", encoding="utf-8")
-    with pytest.raises(AnlamError, match="not a model folder"):
+    with pytest.raises(AnlamError, match="not an output of `anlam export`"):
         export_model(small, project, "onnx")
     assert (project / "notes.txt").exists()
     with pytest.raises(AnlamError, match="already an exported model"):
@@ -228,3 +228,251 @@ def test_real_base_onnx_int8_close_to_torch(base_model_path, base_embedder, tmp_
         texts = TEXTS + [UNSEEN]
         cos = _cosines(int8.encode(texts, prompt=prompt), base_embedder.encode(texts, prompt=prompt))
         assert cos.mean() > 0.99 and cos.min() > 0.98
+
+
+# -- the fast path: bucketed shapes ---------------------------------------------------------------
+
+
+def test_openvino_batches_are_padded_to_few_shapes_without_changing_vectors(exported, monkeypatch):
+    from anlam.export import runtime
+
+    embedder = Embedder.from_pretrained(exported("openvino-int8"))
+    first = embedder.model[0]
+    widths = {first.preprocess([t], prompt="query: ")["input_ids"].shape[1] for t in TEXTS + [UNSEEN]}
+    assert widths and all(w % runtime.PAD_MULTIPLE == 0 for w in widths)
+    assert first.preprocess([UNSEEN * 20])["input_ids"].shape[1] == first.max_seq_length  # never past the model's length
+    bucketed = embedder.encode(TEXTS + [UNSEEN])
+    monkeypatch.setattr(runtime, "PAD_MULTIPLE", 1)
+    exact = embedder.encode(TEXTS + [UNSEEN])
+    assert _cosines(bucketed, exact).min() > 0.9999
+    # ONNX Runtime has no per-shape work: its batches keep their exact length
+    onnx = Embedder.from_pretrained(exported("onnx")).model[0]
+    lengths = {len(onnx.tokenizer("query: " + t)["input_ids"]) for t in TEXTS}
+    assert {onnx.preprocess([t], prompt="query: ")["input_ids"].shape[1] for t in TEXTS} == lengths
+
+
+# -- the trust boundary: names in an export manifest --------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "name"), [
+    ("file", "../model.onnx"), ("file", "/etc/passwd"), ("file", "alt/model.onnx"),
+    ("extra_files", "../kacak.bin"), ("extra_files", "/tmp/kacak.bin"), ("extra_files", ".."),
+])
+def test_manifest_file_names_stay_inside_the_folder(exported, tmp_path, field, name):
+    from anlam.export.runtime import ExportedTransformer
+
+    folder = tmp_path / "export"
+    shutil.copytree(exported("onnx"), folder)
+    (tmp_path / "model.onnx").write_bytes((folder / "model.onnx").read_bytes())  # what "../model.onnx" would read
+    manifest = json.loads((folder / "anlam_export.json").read_text(encoding="utf-8"))
+    manifest[field] = name if field == "file" else [name]
+    (folder / "anlam_export.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(AnlamError, match=rf"{field} .* is not a plain file name inside the folder"):
+        read_manifest(folder)
+    with pytest.raises(AnlamError, match="not a plain file name"):
+        Embedder.from_pretrained(folder)
+    with pytest.raises(AnlamError, match="not a plain file name"):  # save() copies the named files out
+        ExportedTransformer(folder)
+    assert not (tmp_path / "kacak.bin").exists()
+
+
+# -- fast by default: the int8 export a command runs ---------------------------------------------
+
+
+def _quality(fp32: float, int8: float):
+    """A quality check that records each model it saw; the export scores ``int8``, the float model ``fp32``."""
+    seen = []
+
+    def check(embedder) -> dict[str, float]:
+        is_export = read_manifest(embedder.path) is not None
+        seen.append("int8" if is_export else "fp32")
+        # a real encode, so the export must load and run; the score itself is set by the test
+        assert embedder.encode(["Aşırı öğrenme nedir?"]).shape == (1, embedder.dim)
+        return {"ml-tr-dev-retrieval_cosine_mrr@10": int8 if is_export else fp32}
+
+    check.seen = seen
+    return check
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty ANLAM_HOME: no export built yet."""
+    monkeypatch.setenv("ANLAM_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def fast_home(tmp_path_factory, small) -> Path:
+    """An ANLAM_HOME holding the accepted int8 export of ``small`` (built once for the tests below)."""
+    from anlam.export.fast import resolve_weights
+
+    folder = tmp_path_factory.mktemp("fast-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANLAM_HOME", str(folder))
+        check = _quality(0.800, 0.795)
+        weights = resolve_weights(small, "auto", device="cpu", check=check)
+    assert weights.precision == "int8" and check.seen == ["fp32", "int8"]
+    return folder
+
+
+@pytest.fixture
+def fast(fast_home, monkeypatch) -> Path:
+    monkeypatch.setenv("ANLAM_HOME", str(fast_home))
+    from anlam.export import fast as fast_module
+
+    def no_check(embedder):  # the export is built: a second quality check would be a bug
+        raise AssertionError("the quality check ran again")
+
+    monkeypatch.setattr(fast_module, "dev_quality", no_check)
+    return fast_home
+
+
+def test_int8_export_is_built_once_checked_and_reused(fast, small, small_embedder):
+    from anlam.export.fast import FAST_FORMAT, model_checksum, resolve_weights
+
+    weights = resolve_weights(small, "auto", device="cpu")  # a cache hit: no check, no export
+    checksum = model_checksum(small)
+    assert weights.precision == "int8" and weights.export == FAST_FORMAT and weights.checksum == checksum
+    assert Path(weights.path) == fast / "exports" / f"{checksum[:16]}-{FAST_FORMAT}"
+    manifest = read_manifest(weights.path)
+    assert manifest["source"] == {"path": str(Path(small).resolve()), "checksum": checksum}
+    quality = manifest["quality"]
+    assert quality["accepted"] and quality["loss"] == {"ml-tr-dev-retrieval_cosine_mrr@10": 0.005}
+    assert quality["fp32"]["ml-tr-dev-retrieval_cosine_mrr@10"] == 0.8
+    int8 = Embedder.from_pretrained(weights.path)
+    assert _cosines(int8.encode(TEXTS), small_embedder.encode(TEXTS)).mean() > 0.97
+    assert resolve_weights(small, "int8", device="cpu") == weights
+    assert not list((fast / "exports").glob(".*building"))  # nothing half-built left behind
+
+
+def test_fp32_opts_out_and_a_gpu_keeps_float_weights(home, small):
+    from anlam.export.fast import resolve_weights
+
+    check = _quality(0.8, 0.8)
+    for precision, device in (("fp32", "cpu"), ("auto", "cuda")):
+        weights = resolve_weights(small, precision, device=device, check=check)
+        assert (weights.path, weights.precision, weights.export) == (str(small), "fp32", None)
+    assert check.seen == [] and not any((home / "exports").glob("*-openvino-int8"))
+    with pytest.raises(AnlamError, match="CPU only"):
+        resolve_weights(small, "int8", device="cuda", check=check)
+    with pytest.raises(AnlamError, match="unknown precision"):
+        resolve_weights(small, "int4")
+
+
+def test_an_export_that_loses_quality_is_refused_and_float_weights_are_used(home, small, caplog):
+    from anlam.export.fast import resolve_weights
+
+    check = _quality(0.80, 0.78)  # loses 0.02 > 0.01
+    with caplog.at_level("WARNING", logger="anlam.export.fast"):
+        weights = resolve_weights(small, "auto", device="cpu", check=check)
+    assert weights.precision == "fp32" and weights.path == str(small)
+    assert "refused" in caplog.text and "using the float weights" in caplog.text
+    assert "0.8000 -> 0.7800" in caplog.text
+    built = next((home / "exports").glob("*-openvino-int8"))
+    assert read_manifest(built)["quality"]["accepted"] is False  # the verdict is kept: no rebuild next time
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="anlam.export.fast"):
+        forced = resolve_weights(small, "int8", device="cpu", check=check)
+    assert forced.precision == "int8" and Path(forced.path) == built and "although it loses" in caplog.text
+    assert check.seen == ["fp32", "int8"]  # checked once, when built
+
+
+def test_a_model_that_cannot_be_exported_runs_float_and_is_not_retried(exported, home, tmp_path, caplog):
+    from anlam.export.fast import resolve_weights
+
+    plain = tmp_path / "statik"  # a sentence-transformers folder whose first module is not a transformer
+    shutil.copytree(exported("static"), plain)
+    (plain / "anlam_export.json").unlink()
+    check = _quality(0.8, 0.8)
+    with caplog.at_level("WARNING", logger="anlam.export.fast"):
+        assert resolve_weights(plain, "auto", device="cpu", check=check).precision == "fp32"
+    assert "only transformer text encoders" in caplog.text and "using the float weights" in caplog.text
+    failed = next((home / "exports").glob("*.failed.json"))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="anlam.export.fast"):
+        assert resolve_weights(plain, "auto", device="cpu", check=check).precision == "fp32"
+    assert "first use" not in caplog.text  # the failure is remembered, not tried again
+    with pytest.raises(AnlamError, match=f"delete {failed}"):
+        resolve_weights(plain, "int8", device="cpu", check=check)
+    assert check.seen == []
+
+
+def test_checksum_follows_the_weights_not_the_model_card(small, tmp_path, home):
+    from anlam.export.fast import model_checksum
+
+    copy = tmp_path / "kopya"
+    shutil.copytree(small, copy)
+    before = model_checksum(copy)
+    assert model_checksum(copy) == before == model_checksum(small)
+    (copy / "README.md").write_text("# Başka bir model kartı\n", encoding="utf-8")
+    (copy / "anlam_calibration.json").write_text("{}", encoding="utf-8")
+    assert model_checksum(copy) == before
+    config = json.loads((copy / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    config["prompts"]["query"] = "soru: "
+    (copy / "config_sentence_transformers.json").write_text(json.dumps(config), encoding="utf-8")
+    assert model_checksum(copy) != before
+    pooling = next(p for p in copy.iterdir() if p.name.endswith("_Pooling"))
+    changed = model_checksum(copy)
+    (pooling / "config.json").write_text((pooling / "config.json").read_text(encoding="utf-8") + " ", encoding="utf-8")
+    assert model_checksum(copy) != changed  # a module folder's files count too
+
+
+DOCS = [
+    ("d1", "Aşırı öğrenme, modelin eğitim verisini ezberleyip yeni verilerde başarısız olmasıdır."),
+    ("d2", "GPU'lar büyük dil modellerinin eğitimini hızlandırır."),
+    ("d3", "Düzenlileştirme ağırlıkları küçültür ve aşırı öğrenmeyi azaltır."),
+]
+
+
+def test_index_records_its_weights_and_searches_with_them(fast, small, tmp_path):
+    from anlam.search import Document, Index
+
+    docs = [Document(i, t) for i, t in DOCS]
+    Index.build(docs, tmp_path / "int8", model=small, precision="auto")
+    Index.build(docs, tmp_path / "fp32", model=small, precision="fp32")
+    for name, precision, export in (("int8", "int8", "openvino-int8"), ("fp32", "fp32", None)):
+        index = Index.load(tmp_path / name)
+        recorded = index.manifest["model"]
+        assert (recorded["precision"], recorded["export"]) == (precision, export)
+        assert recorded["path"] == str(Path(small).resolve()) and len(recorded["checksum"]) == 64
+        assert index.info()["precision"] == precision
+        hits = index.search("asiri ogrenme nedir", k=2, mode="dense")
+        assert len(hits) == 2  # the recorded weights load and pass the index's probe check
+        assert (read_manifest(index.embedder.path) is not None) == (precision == "int8")
+        # an explicit --model gets the index's precision too
+        assert Index.load(tmp_path / name, model=str(small)).embedder.path == index.embedder.path
+
+
+def test_cli_index_build_and_encode_default_to_int8(cli, fast, small, tmp_path, monkeypatch):
+    docs = tmp_path / "belgeler.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in DOCS),
+                    encoding="utf-8")
+    monkeypatch.delenv("ANLAM_PRECISION", raising=False)
+    result = cli("index", "build", docs, "--out", tmp_path / "ix", "--model", small, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["precision"] == "int8"
+    result = cli("index", "build", docs, "--out", tmp_path / "ix32", "--model", small, "--precision", "fp32", "--json")
+    assert json.loads(result.stdout)["precision"] == "fp32"
+    monkeypatch.setenv("ANLAM_PRECISION", "fp32")
+    result = cli("index", "build", docs, "--out", tmp_path / "ix-env", "--model", small, "--json")
+    assert json.loads(result.stdout)["precision"] == "fp32"
+    search = cli("search", tmp_path / "ix", "aşırı öğrenme", "--mode", "dense", "--json", "-k", "1")
+    assert search.returncode == 0, search.stderr
+    rows = {p: [json.loads(line) for line in cli("encode", "--model", small, "--precision", p, *TEXTS[:2]).stdout.splitlines()]
+            for p in ("fp32", "int8")}
+    assert len(rows["int8"]) == 2 and rows["int8"] != rows["fp32"]
+    assert _cosines(np.array(rows["int8"]), np.array(rows["fp32"])).min() > 0.95
+
+
+def test_cli_serve_runs_the_int8_export_under_its_models_name(cli, fast, small, monkeypatch):
+    import anlam.serve
+
+    calls = {}
+    monkeypatch.setattr(anlam.serve, "run_server", lambda app, **kw: calls.update(app=app, **kw))
+    monkeypatch.delenv("ANLAM_PRECISION", raising=False)
+    for args, exported_weights in (((), True), (("--precision", "fp32"), False)):
+        result = cli("serve", "--model", small, "--no-paraphrase", *args)
+        assert result.returncode == 0, result.stderr
+        service = calls["app"].state.service
+        assert (read_manifest(service.embedder.path) is not None) == exported_weights
+        assert service.model_id == Path(small).name

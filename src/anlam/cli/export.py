@@ -13,7 +13,8 @@ from anlam.cli.common import print_jsonl, print_table, stderr, stdout
 from anlam.cli.core import base_app
 
 ModelArg = Annotated[Path | None, typer.Argument(help="Model folder or built-in name (default: the built-in tuned model; `base` for the raw base).")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to create (an earlier export there is replaced).")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="New folder to create.")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace this command's earlier output in --out.")]
 CorpusOpt = Annotated[list[Path] | None, typer.Option(
     "--corpus", "-c", help="Turkish text: .txt lines, or every text column of .csv/.tsv/.jsonl/.parquet "
     "(repeatable; default: ML-TR, STSb-TR and TQP train+dev).")]
@@ -42,6 +43,7 @@ def export(
     corpus: CorpusOpt = None,
     calibration_size: Annotated[int, typer.Option(help="Texts that calibrate openvino-int8.")] = 300,
     pca_dims: Annotated[int, typer.Option(help="Dimension of static embeddings (0: the model's).")] = 256,
+    overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a model for fast CPU inference; the folder works with --model everywhere."""
@@ -49,7 +51,7 @@ def export(
 
     with stderr.status(f"exporting {fmt.value} (minutes on a laptop)..."):
         manifest = export_model(model, out, fmt.value, texts=_texts(corpus), calibration_size=calibration_size,
-                                pca_dims=pca_dims or None)
+                                pca_dims=pca_dims or None, overwrite=overwrite)
     if json_out:
         print_jsonl([{"out": str(out), **manifest}])
         return
@@ -63,6 +65,7 @@ def prune_vocab(
     corpus: CorpusOpt = None,
     check: Annotated[Path | None, typer.Option(help="Texts (one per line) to measure the change on "
                                                     "(default: ML-TR and STSb-TR test sentences).")] = None,
+    overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Keep only the vocabulary Turkish and English text uses; report size and quality change."""
@@ -71,7 +74,7 @@ def prune_vocab(
 
     check_texts = [t for t in read_text_file(check).splitlines() if t.strip()] if check else None
     with stderr.status("pruning the vocabulary..."):
-        report = prune(model, out, texts=_texts(corpus), check_texts=check_texts)
+        report = prune(model, out, texts=_texts(corpus), check_texts=check_texts, overwrite=overwrite)
     if json_out:
         print_jsonl([{"out": str(out), **report}])
         return

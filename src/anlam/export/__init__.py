@@ -15,7 +15,7 @@ from pathlib import Path
 from anlam.errors import AnlamError
 from anlam.export.corpus import default_texts, read_corpus, word_list
 from anlam.export.runtime import MANIFEST, load_exported, read_manifest
-from anlam.io import atomic_path
+from anlam.io import EXPORT, PRUNED_MODEL, check_output_folder, output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -42,34 +42,39 @@ def export_model(
     texts: Sequence[str] | None = None,
     calibration_size: int = 300,
     pca_dims: int | None = 256,
+    overwrite: bool = False,
 ) -> dict:
     """Export ``model`` (a sentence-transformers folder; ``None``: the default built-in model) as ``fmt`` into ``out``.
 
     Args:
         fmt: one of ``FORMATS``.
-        texts: Turkish text for int8 calibration and the static vocabulary (default: ``default_texts()``).
+        texts: Turkish text for int8 calibration (default: the train splits of ``default_texts``) and the
+            static vocabulary (default: ``default_texts()``, train and dev).
         calibration_size: texts that calibrate OpenVINO's int8 activation ranges.
         pca_dims: static embeddings' dimension.
+        overwrite: replace an earlier export in ``out`` (see ``anlam.io.output_folder``).
 
     Returns:
         The manifest written into the folder.
 
     Raises:
-        AnlamError: an unknown format, an output folder that holds something else, or a model
-            that cannot be exported.
+        AnlamError: an unknown format, an ``out`` that may not be written, or a model that cannot
+            be exported.
     """
     from anlam.models.embedder import load_sentence_transformer
 
     if fmt not in FORMATS:
         raise AnlamError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     out = Path(out)
-    check_output_folder(out)
-    if texts is None and fmt in ("openvino-int8", "static"):
+    check_output_folder(out, EXPORT, overwrite, [model])
+    if texts is None and fmt == "openvino-int8":
+        texts = default_texts(splits=("train",))  # the dev sets stay unseen: the quality check runs on them
+    elif texts is None and fmt == "static":
         texts = default_texts()
     if model is not None and read_manifest(model) is not None:
         raise AnlamError(f"{model}: already an exported model; export from the original model folder")
     st_model = load_sentence_transformer(model, device="cpu")
-    with atomic_path(out, directory=True) as tmp:
+    with output_folder(out, EXPORT, overwrite, [model]) as tmp:
         if fmt == "static":
             from anlam.export.static import export_static
 
@@ -83,19 +88,15 @@ def export_model(
 
 
 def prune_vocab(model: PathLike | None, out: PathLike, texts: Sequence[str] | None = None,
-                check_texts: Sequence[str] | None = None) -> dict:
+                check_texts: Sequence[str] | None = None, overwrite: bool = False) -> dict:
     """Copy ``model`` into ``out`` keeping only the vocabulary ``texts`` (default: ``default_texts()``) uses.
+
+    An earlier pruned model in ``out`` is replaced only with ``overwrite`` (``anlam.io.output_folder``).
 
     Returns:
         The size and quality report (also written to ``out/anlam_prune.json``).
     """
     from anlam.export.vocab import prune_vocab as _prune
 
-    check_output_folder(Path(out))
-    return _prune(model, texts if texts is not None else default_texts(), out, check_texts)
-
-
-def check_output_folder(out: Path) -> None:
-    """Refuse to replace a folder that holds anything but a model (a typo'd ``--out .`` must not delete a project)."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "modules.json").exists())):
-        raise AnlamError(f"{out}: exists and is not a model folder; choose a new --out")
+    check_output_folder(out, PRUNED_MODEL, overwrite, [model])
+    return _prune(model, texts if texts is not None else default_texts(), out, check_texts, overwrite)

@@ -20,12 +20,15 @@ PathLike = Path | str
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".parquet")
 
 
-def default_texts() -> list[str]:
-    """ML-TR train+dev sentences and questions, STSb-TR train+dev, TQP train+dev (unique, in order)."""
+def default_texts(splits: Sequence[str] = ("train", "dev")) -> list[str]:
+    """ML-TR sentences and questions, STSb-TR and TQP of ``splits`` (unique, in order).
+
+    ``splits=("train",)`` leaves the dev sets unseen, for an export whose quality is checked on them.
+    """
     from anlam.data import mltr_pairs, mltr_retrieval, stsb_tr, tqp
 
     texts: list[str] = []
-    for split in ("train", "dev"):
+    for split in splits:
         pairs = mltr_pairs(split)
         queries, corpus, _ = mltr_retrieval(split)
         texts += [*pairs["sentence_0"], *pairs["sentence_1"], *queries.values(), *corpus.values()]

@@ -37,7 +37,7 @@ def export_static(st_model, out: Path, texts: Sequence[str], pca_dims: int | Non
     words = word_list(texts, min_count=min_count)
     logger.info("static vocabulary: %d pieces + %d Turkish words", pruned["pieces_after"], len(words))
     module = st_model[0]
-    dims = None if pca_dims is None or pca_dims >= st_model.get_sentence_embedding_dimension() else pca_dims
+    dims = None if pca_dims is None or pca_dims >= st_model.get_embedding_dimension() else pca_dims
     static = distill_from_model(model=module.auto_model, tokenizer=module.tokenizer, vocabulary=words,
                                 device="cpu", pca_dims=dims, quantize_to="float32")
     static.save_pretrained(str(out))

@@ -54,12 +54,7 @@ def trace_onnx(st_model, path: Path) -> list[str]:
     """
     import torch
 
-    module = st_model[0]
-    hf = getattr(module, "auto_model", None)
-    tokenizer = getattr(module, "tokenizer", None)
-    if hf is None or tokenizer is None:
-        raise AnlamError(f"cannot export a model whose first module is {type(module).__name__}, "
-                         "only transformer text encoders")
+    hf, tokenizer = _encoder(st_model)
     hf.eval()
     hf.set_attn_implementation("eager")
     example = tokenizer(["query: Aşırı öğrenme nedir?", "GPU'lar"], padding=True, return_tensors="pt")
@@ -71,6 +66,21 @@ def trace_onnx(st_model, path: Path) -> list[str]:
                           input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
                           opset_version=OPSET, do_constant_folding=True)
     return names
+
+
+def _encoder(st_model):
+    """The first module's Hugging Face model and tokenizer.
+
+    Raises:
+        AnlamError: the first module is not a Hugging Face text transformer.
+    """
+    module = st_model[0]
+    hf = getattr(module, "auto_model", None)
+    tokenizer = getattr(module, "tokenizer", None)
+    if hf is None or tokenizer is None:
+        raise AnlamError(f"cannot export a model whose first module is {type(module).__name__}, "
+                         "only transformer text encoders")
+    return hf, tokenizer
 
 
 def optimize_onnx(src: Path, dst: Path, config) -> None:
@@ -121,7 +131,7 @@ def export_transformer(st_model, out: Path, fmt: str, texts: Sequence[str], cali
     Returns:
         The manifest written to ``out/anlam_export.json``.
     """
-    hf = st_model[0].auto_model
+    hf, _ = _encoder(st_model)
     with tempfile.TemporaryDirectory(prefix="anlam-export-") as tmp:
         traced = Path(tmp) / "traced.onnx"
         input_names = trace_onnx(st_model, traced)
@@ -147,7 +157,7 @@ def export_transformer(st_model, out: Path, fmt: str, texts: Sequence[str], cali
         "inputs": input_names,
         "hidden_size": int(hf.config.hidden_size),
         "max_seq_length": int(st_model.max_seq_length),
-        "dimension": int(st_model.get_sentence_embedding_dimension()),
+        "dimension": int(st_model.get_embedding_dimension()),
     }
     write_json(out / MANIFEST, manifest)
     return manifest

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from anlam.errors import AnlamError
-from anlam.io import atomic_path, write_json
+from anlam.io import PRUNED_MODEL, output_folder, write_json
 from anlam.text import ascii_fold, tr_lower, tr_upper
 
 logger = logging.getLogger(__name__)
@@ -146,13 +146,13 @@ def prune_model(st_model, texts: Sequence[str]) -> dict:
 
 
 def prune_vocab(model: PathLike | None, texts: Sequence[str], out: PathLike,
-                check_texts: Sequence[str] | None = None) -> dict:
+                check_texts: Sequence[str] | None = None, overwrite: bool = False) -> dict:
     """Save a copy of ``model`` whose vocabulary keeps only what ``texts`` (Turkish, English) use.
 
     Args:
         model: a sentence-transformers folder (``None``: the default built-in model).
         texts: the corpus that decides which pieces stay.
-        out: the new model folder (replaced as a whole if it exists).
+        out: the new model folder (an earlier one there only with ``overwrite``; ``anlam.io.output_folder``).
         check_texts: texts to measure the change on (default: ML-TR and STSb-TR test sentences,
             which the default corpus never sees).
 
@@ -177,7 +177,7 @@ def prune_vocab(model: PathLike | None, texts: Sequence[str], out: PathLike,
     new_tokens = [st.tokenizer.tokenize(t) for t in check]
     after = st.encode(check, prompt=prompt, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
     cosines = (before * after).sum(axis=1)
-    with atomic_path(out, directory=True) as tmp:
+    with output_folder(out, PRUNED_MODEL, overwrite, [model]) as tmp:
         st.save_pretrained(str(tmp))
         report |= {
             "bytes_before": source_bytes,
