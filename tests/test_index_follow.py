@@ -20,6 +20,7 @@ from anlam.search.letters import Letters
 from anlam.search.lexical import Lexical
 
 from test_search import HashEmbedder, docs
+from servers import wait_until_serving
 
 ANLAM = [sys.executable, "-m", "anlam"]
 NEW = Document("yeni", "Pekiştirmeli öğrenme, ajanın ödül sinyaliyle deneme yanılma yoluyla öğrenmesidir.")
@@ -174,15 +175,7 @@ def test_a_server_follows_index_add_and_delete_run_beside_it(tmp_path, tiny_embe
     base = f"http://127.0.0.1:{port}"
     poller = Poller(base)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, f"server exited: {log.read_text(encoding='utf-8')}"
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_serving(server, base, log)
         poller.start()
 
         added = run_cli("index", "add", str(path), str(extra))  # while the server answers every 0.5 s

@@ -26,6 +26,7 @@ from anlam.apps import Calibration  # noqa: E402
 from anlam.errors import AnlamError  # noqa: E402
 from anlam.models import Embedder  # noqa: E402
 from anlam.serve import MicroBatcher, QueueFull, ServeSettings, create_app, run_server  # noqa: E402
+from servers import wait_until_serving  # noqa: E402
 
 KEY = "sk-anlam-test-1234"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -319,15 +320,7 @@ def server_process(tiny_model_path, tmp_path_factory):
                                    env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"server exited: {log.read_text(encoding='utf-8')}"
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_serving(process, base, log)
         yield base
     finally:
         process.terminate()
