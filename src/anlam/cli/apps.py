@@ -34,6 +34,7 @@ from anlam.cli.core import ModelOpt
 from anlam.errors import AnlamError
 from anlam.io import check_output_file, parse_text_lines, read_stdin_lines, read_text_file, write_json, write_text
 from anlam.models import Embedder
+from anlam.text import ascii_fold, tr_casefold
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines on stdout, for programs.")]
 ColumnOpt = Annotated[str, typer.Option("--column", help="Text column of a CSV/TSV/JSONL corpus.")]
@@ -280,7 +281,7 @@ def intent(
 
 def _intent_threshold(value: str) -> float | str | None:
     """``--threshold``: "auto", "none" (never abstain) or a number, checked before any work."""
-    word = value.strip().lower()
+    word = ascii_fold(tr_casefold(value.strip()))  # NONE, Auto, and a Turkish keyboard's dotted capitals
     if word in (AUTO, NONE):
         return AUTO if word == AUTO else None
     try:
