@@ -236,14 +236,11 @@ def default_calibration(embedder: Embedder, cache_dir: PathLike | None = None) -
             folder when it is writable. A model that is not a local folder is not cached.
     """
     folder = Path(embedder.path)
+    known = stored_calibration(folder, cache_dir)
+    if known is not None:
+        return known
     checksum = model_checksum(folder) if folder.is_dir() else None
     cached = Path(cache_dir) / f"{checksum}.json" if cache_dir is not None and checksum else None
-    for known in (cached, SHIPPED_CALIBRATIONS / f"{checksum}.json" if checksum else None):
-        if known is not None and known.is_file():
-            try:
-                return Calibration.read(known)
-            except AnlamError as exc:
-                logger.warning("%s; calibrating again", exc)
     pairs, labels = mltr_calibration_pairs("dev")
     logger.warning("%s has no %s yet: calibrating on ML-TR dev (%d pairs, once)", embedder.path, CALIBRATION_FILE, len(pairs))
     calibration = calibrate(embedder, pairs, labels, source="ML-TR dev", save=False)
@@ -254,6 +251,27 @@ def default_calibration(embedder: Embedder, cache_dir: PathLike | None = None) -
         except (OSError, AnlamError) as exc:
             logger.warning("could not cache the calibration as %s (%s)", target, getattr(exc, "strerror", None) or exc)
     return calibration
+
+
+def stored_calibration(folder: PathLike, cache_dir: PathLike | None = None) -> Calibration | None:
+    """A calibration already fitted for the model in ``folder``, without fitting one.
+
+    Looks in the folder's ``anlam_calibration.json``, then ``cache_dir`` and the built-in models'
+    calibrations by the folder's checksum; ``None`` when there is none (or ``folder`` is not local).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    checksum = model_checksum(folder)
+    places = [folder / CALIBRATION_FILE, *([Path(cache_dir) / f"{checksum}.json"] if cache_dir is not None else []),
+              SHIPPED_CALIBRATIONS / f"{checksum}.json"]
+    for place in places:
+        if place.is_file():
+            try:
+                return Calibration.read(place)
+            except AnlamError as exc:
+                logger.warning("%s; looking further", exc)
+    return None
 
 
 def model_checksum(folder: PathLike) -> str:

@@ -41,7 +41,7 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the model over HTTP: OpenAI-compatible /v1/embeddings, /v1/similarity, /v1/paraphrase, /v1/search."""
-    from anlam.models import Embedder
+    from anlam.models import Embedder, resolve_model_path
     from anlam.serve import ServeSettings, create_app, run_server
 
     settings = ServeSettings(
@@ -75,4 +75,11 @@ def serve(
     settings.model_name = settings.model_name or Path(source).name  # an int8 export reports its model's name
     if host not in LOOPBACK and not api_key:
         logger.warning("serving on %s without an API key: anyone who can reach this port can use it", host)
-    run_server(create_app(embedder, settings, opened), host=host, port=port, access_log=access_log)
+    calibration = None
+    if settings.paraphrase and Path(str(embedder.path)) != Path(source):
+        # an int8 export embeds within 0.01 of its model (checked when built): use the model's calibration
+        from anlam.apps.paraphrase import stored_calibration
+        from anlam.models.base import anlam_home
+
+        calibration = stored_calibration(resolve_model_path(source), anlam_home() / "calibrations")
+    run_server(create_app(embedder, settings, opened, calibration), host=host, port=port, access_log=access_log)
