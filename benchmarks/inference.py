@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -189,13 +190,17 @@ def main() -> None:
     parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the dev quality check per path (--no-quality: speed and cosine only)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 200 texts, 500 passages, 1 round, torch fp32 / openvino-int8 / default, no quality")
+                        help="smoke run: 200 texts, 500 passages, 1 round, three paths "
+                             "(torch fp32, openvino-int8, default), no quality")
     parser.add_argument("--out", type=Path, default=Path("runs/inference.json"))
     args = parser.parse_args()
     if args.quick:
         args.sentences, args.passages, args.repeats, args.index_repeats, args.quality = 200, 500, 1, 1, False
         args.paths = args.paths or list(QUICK_PATHS)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name, value in (("TOKENIZERS_PARALLELISM", "false"), ("TRANSFORMERS_VERBOSITY", "error"),
+                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)  # as the CLI sets them, so both sides run alike
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # the default export's first-use notes
     load_before = os.getloadavg()[0]
 
     texts = sentences(args.sentences)

@@ -171,7 +171,8 @@ def main() -> None:
     parser.add_argument("--model", help="model folder (default: the built-in tuned model)")
     parser.add_argument("--compare", choices=("precision", "batching"), default="precision",
                         help="torch fp32 vs int8 (default), or micro-batching on vs off at --precision")
-    parser.add_argument("--precision", choices=("fp32", "int8"), default="int8", help="the precision --compare batching uses")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="int8",
+                        help="the precision --compare batching uses")
     parser.add_argument("--requests", type=int, default=2000, help="requests at 32 clients (1 and 8 get 1/20 and 1/5)")
     parser.add_argument("--time-limit", type=float, default=120, help="seconds per level at most")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 requests at 32 clients, 20 s per level")

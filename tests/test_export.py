@@ -458,7 +458,8 @@ def test_cli_index_build_and_encode_default_to_int8(cli, fast, small, tmp_path, 
     assert json.loads(result.stdout)["precision"] == "fp32"
     search = cli("search", tmp_path / "ix", "aşırı öğrenme", "--mode", "dense", "--json", "-k", "1")
     assert search.returncode == 0, search.stderr
-    rows = {p: [json.loads(line) for line in cli("encode", "--model", small, "--precision", p, *TEXTS[:2]).stdout.splitlines()]
+    rows = {p: [json.loads(line) for line in
+                cli("encode", "--model", small, "--precision", p, *TEXTS[:2]).stdout.splitlines()]
             for p in ("fp32", "int8")}
     assert len(rows["int8"]) == 2 and rows["int8"] != rows["fp32"]
     assert _cosines(np.array(rows["int8"]), np.array(rows["fp32"])).min() > 0.95
