@@ -24,7 +24,9 @@ demo: install
 	$(VENV)/bin/anlam eval base anlam-ml-tr-small --out runs/shipped-eval --overwrite
 	$(VENV)/bin/anlam train --preset quick --out runs/quick --overwrite
 
+# types first (seconds), then the tests
 test: install
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 bench: install

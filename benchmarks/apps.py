@@ -82,17 +82,18 @@ class CachedEmbedder(Embedder):
                     self.vectors[prompt] = dict(zip(saved["texts"].tolist(), saved["vectors"]))
         return self.vectors[prompt]
 
-    def encode(self, texts, prompt="query", dim=None, batch_size=32, long="truncate", show_progress=False):
-        if dim is not None or long != "truncate" or not texts:
-            return super().encode(texts, prompt=prompt, dim=dim, batch_size=batch_size, long=long,
-                                  show_progress=show_progress)
-        store = self._store(str(prompt))
+    def encode(self, texts, prompt_name="query", *, truncate_dim=None, batch_size=32, long="truncate",
+               show_progress=False, **other):
+        if truncate_dim is not None or long != "truncate" or other or not texts:
+            return super().encode(texts, prompt_name, truncate_dim=truncate_dim, batch_size=batch_size, long=long,
+                                  show_progress=show_progress, **other)
+        store = self._store(str(prompt_name))
         missing = list(dict.fromkeys(t for t in texts if t not in store))
         if missing:
-            store.update(zip(missing, super().encode(missing, prompt=prompt, batch_size=batch_size,
+            store.update(zip(missing, super().encode(missing, prompt_name, batch_size=batch_size,
                                                      show_progress=len(missing) > 256)))
             self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"{prompt}.npz"
+            path = self.folder / f"{prompt_name}.npz"
             tmp = path.with_name(f".{path.name}.{os.getpid()}.npz")
             np.savez(tmp, texts=np.array(list(store)), vectors=np.stack(list(store.values())))
             os.replace(tmp, path)
@@ -118,10 +119,10 @@ def draw_out_of_scope(per_source: int = 150) -> list[str]:
 
 def general_out_of_scope(split: str, per_source: int = 150) -> list[str]:
     """General Turkish of a split for measuring rejection: STSb-TR, and anlam's half of TQP dev."""
-    from anlam.evaluate import _tqp_retrieval  # TQP dev halved by paraphrase set, as `anlam eval` does
+    from anlam.evaluate import tqp_retrieval  # TQP dev halved by paraphrase set, as `anlam eval` does
 
     reference = set(out_of_scope_texts())
-    queries, corpus, _ = _tqp_retrieval(split)
+    queries, corpus, _ = tqp_retrieval(split)
     out = []
     for texts in (stsb_tr(split)["sentence_0"], [*queries.values(), *corpus.values()]):
         unique = dict.fromkeys(t.strip() for t in texts)
@@ -287,7 +288,7 @@ def measure_subsets(embedder: Embedder, split: str, subsets: int = 8, share: flo
     """V-measure (k given) of ``SUBSET_PIPELINES``, mean and spread over random subsets of each set."""
     rows = []
     for set_name, (texts, labels) in cluster_sets(split).items():
-        vectors, labels = embedder.encode(texts, prompt="query"), np.asarray(labels)
+        vectors, labels = embedder.encode(texts, prompt_name="query"), np.asarray(labels)
         rng = np.random.default_rng(0)
         chosen = [np.sort(rng.choice(len(texts), int(share * len(texts)), replace=False)) for _ in range(subsets)]
         for name in SUBSET_PIPELINES:
@@ -301,7 +302,7 @@ def measure_subsets(embedder: Embedder, split: str, subsets: int = 8, share: flo
 def measure_clusters(embedder: Embedder, split: str) -> list[dict]:
     rows = []
     for set_name, (texts, labels) in cluster_sets(split).items():
-        vectors = embedder.encode(texts, prompt="query")
+        vectors = embedder.encode(texts, prompt_name="query")
         for name, run in PIPELINES.items():
             for k in (len(set(labels)), None):
                 if k is None and name.startswith("HDBSCAN"):

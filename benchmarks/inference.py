@@ -41,16 +41,17 @@ from pathlib import Path
 import numpy as np
 
 from anlam.data import mltr_pairs, mltr_retrieval, stsb_tr
-from anlam.export import export_model, prune_vocab, read_manifest
+from anlam.export import export_model, prune_vocab
 from anlam.export.fast import dev_quality, ensure_int8, resolve_weights
 from anlam.models import Embedder
 from anlam.models.embedder import resolve_model_path
+from anlam.models.manifest import read_manifest
 
 Encode = Callable[[list[str], str], np.ndarray]
 EXPORTS = ("onnx", "onnx-int8", "openvino-int8", "static")
 DEFAULT = "default (--precision auto)"
 QUICK_PATHS = ("torch fp32", "openvino-int8", DEFAULT)
-QUALITY = ("ml-tr-dev-retrieval_cosine_mrr@10", "d2l-dev-heading_cosine_mrr@10", "stsb-tr-dev_spearman_cosine")
+QUALITY = ("ml-tr-retrieval-dev_cosine_mrr@10", "d2l-heading-dev_cosine_mrr@10", "stsb-tr-dev_spearman_cosine")
 ANLAM = [sys.executable, "-m", "anlam"]
 
 
@@ -83,9 +84,9 @@ def d2l_documents(passages: int, path: Path) -> int:
     """
     import pandas as pd
 
+    from anlam.data import Document
     from anlam.data.d2l import d2l_dir
     from anlam.search.chunking import Chunker
-    from anlam.search.documents import Document
 
     blocks = pd.read_parquet(d2l_dir() / "blocks.parquet")
     paragraphs = blocks[blocks["kind"] == "paragraph"]
@@ -107,7 +108,7 @@ def _folder_mb(path: Path) -> float:
 
 
 def _embedder_encode(embedder: Embedder) -> Encode:
-    return lambda texts, prompt: embedder.encode(texts, prompt=prompt, batch_size=32)
+    return lambda texts, prompt: embedder.encode(texts, prompt_name=prompt, batch_size=32)
 
 
 def build_paths(model: str | None, work: Path, rebuild: bool, only: tuple[str, ...] | None) -> list[BenchPath]:
@@ -129,7 +130,7 @@ def build_paths(model: str | None, work: Path, rebuild: bool, only: tuple[str, .
     if wanted("torch bf16 autocast"):
         def bf16(texts: list[str], prompt: str) -> np.ndarray:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return fp32.encode(texts, prompt=prompt, batch_size=32)
+                return fp32.encode(texts, prompt_name=prompt, batch_size=32)
 
         paths.append(BenchPath("torch bf16 autocast", bf16, _folder_mb(source)))
     if wanted("torch fp32, pruned vocab"):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from anlam.evaluate import evaluate_embedder
 from anlam.models import Embedder, load_sentence_transformer, resolve_model_path
-from anlam.train import load_recipe, merge_with_base, train
+from anlam.models.merge import merge_with_base
+from anlam.train import load_recipe, train
 
 # Each candidate adds one thing to the one before it, so each row measures one decision.
 # AnglE and the card's CosineSimilarityLoss are measured on pairs alone, against CoSENT.
@@ -38,7 +39,7 @@ CANDIDATES: dict[str, dict] = {
                      "general_tqp": 4000, "matryoshka": [384, 256, 128, 64]},
 }
 MERGES = (0.5, 0.75)  # weight-space interpolation with the base, applied to the last candidate
-KEYS = ["ml-tr-dev_spearman_cosine", "ml-tr-dev-retrieval_cosine_mrr@10", "ml-tr-dev-retrieval-ascii_cosine_mrr@10",
+KEYS = ["ml-tr-sts-dev_spearman_cosine", "ml-tr-retrieval-dev_cosine_mrr@10", "ml-tr-retrieval-ascii-dev_cosine_mrr@10",
         "stsb-tr-dev_spearman_cosine"]
 
 

@@ -43,8 +43,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from anlam.data import Document  # noqa: E402
 from anlam.io import atomic_path  # noqa: E402
-from anlam.search import Document, Index  # noqa: E402
+from anlam.search import Index  # noqa: E402
 from anlam.search.hybrid import Fusion, fuse  # noqa: E402
 from anlam.search.lexical import query_words  # noqa: E402
 from anlam.search.index import PROBE, dense_query  # noqa: E402
@@ -72,7 +73,7 @@ class LookupEmbedder:
     def prompt_text(self, name):
         return ""
 
-    def encode(self, texts, prompt=None, batch_size=32, show_progress=False, **_):
+    def encode(self, texts, prompt_name=None, batch_size=32, show_progress=False, **_):
         rng = np.random.default_rng(0)
         found = [self.table.get(t, self.table.get(t.rsplit(maxsplit=1)[-1])) for t in texts]
         return np.stack([_unit(rng.standard_normal(self.dim)) if v is None else v for v in found])
@@ -225,7 +226,7 @@ class CachedEmbedder:
 
     def __init__(self, embedder, folder: Path = CACHE) -> None:
         self.embedder, self.path, self.dim, self.max_tokens = embedder, embedder.path, embedder.dim, embedder.max_tokens
-        probe = embedder.encode([PROBE], prompt="query")[0]
+        probe = embedder.encode([PROBE], prompt_name="query")[0]
         fingerprint = hashlib.sha1(np.round(probe, 4).astype(np.float32).tobytes()).hexdigest()[:12]
         self.file = folder / f"{Path(embedder.path).name}-{fingerprint}.npz"
         self.vectors: dict[str, np.ndarray] = {}
@@ -236,11 +237,11 @@ class CachedEmbedder:
     def prompt_text(self, name):
         return self.embedder.prompt_text(name)
 
-    def encode(self, texts, prompt="query", batch_size=32, show_progress=False, **_):
-        keys = [f"{self.prompt_text(prompt)}\x00{nfc(t)}" for t in texts]
+    def encode(self, texts, prompt_name="query", batch_size=32, show_progress=False, **_):
+        keys = [f"{self.prompt_text(prompt_name)}\x00{nfc(t)}" for t in texts]
         missing = list(dict.fromkeys(i for i, key in enumerate(keys) if key not in self.vectors))
         if missing:
-            new = self.embedder.encode([texts[i] for i in missing], prompt=prompt, batch_size=batch_size,
+            new = self.embedder.encode([texts[i] for i in missing], prompt_name=prompt_name, batch_size=batch_size,
                                        show_progress=show_progress or len(missing) > 256)
             self.vectors.update(zip((keys[i] for i in missing), new))
             self.save()
@@ -352,8 +353,8 @@ def query_sets(model: str, split: str, workdir: Path) -> tuple[dict[str, dict[st
         ids = [q for q in queries if q in qrels]
         out[task] = {variant: candidates(index, doc_ids, [change(queries[q]) for q in ids], [qrels[q] for q in ids])
                      for variant, change in VARIANTS.items()}
-        vectors = embedder.encode([dense_query(ascii_fold(queries[q])) for q in ids], prompt="query")
-        passages = embedder.encode([corpus[d] for d in doc_ids], prompt="passage")  # from the cache
+        vectors = embedder.encode([dense_query(ascii_fold(queries[q])) for q in ids], prompt_name="query")
+        passages = embedder.encode([corpus[d] for d in doc_ids], prompt_name="passage")  # from the cache
         unrestored[task] = mrr(vectors @ passages.T, out[task]["as written"].relevant)
         index.close()
     return out, unrestored

@@ -10,8 +10,8 @@ STSb-TR dev
     base + a * (domain - base) + b * (expert - base)
 
 for a grid of (a, b) (Ilharco et al., "Editing models with task arithmetic", 2023), built with
-anlam.train's own `merge_with_base` and `add_task_vector`. a < 1, b = 0 is the plain merge with the
-base. The test split is never looked at.
+`anlam.models.merge`, the same `merge_with_base` and `add_task_vector` that `anlam train` calls.
+a < 1, b = 0 is the plain merge with the base. The test split is never looked at.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 
 from anlam.models import load_sentence_transformer, resolve_model_path
-from anlam.train import add_task_vector, load_recipe, merge_with_base, train
+from anlam.models.merge import add_task_vector, merge_with_base
+from anlam.train import load_recipe, train
 from recipe_ablation import KEYS, score  # same dev scoring as the recipe ablation
 
 GRID = ((1.0, 0.0), (0.75, 0.0), (0.0, 1.0), (1.0, 0.5), (1.0, 0.75), (1.0, 1.0), (0.75, 0.75), (0.75, 1.0))

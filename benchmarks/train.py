@@ -57,13 +57,12 @@ def anlam_loop(model_path: str, steps: int, batch_size: int, freeze: bool, out: 
     """``anlam.train.train`` with the quick preset, timed through the same callback."""
     import sentence_transformers
 
-    import anlam.train as anlam_train
-    from anlam.train import load_recipe
+    from anlam.train import load_recipe, train
 
     timer = StepTimer()
     original = sentence_transformers.SentenceTransformerTrainer
 
-    class Timed(original):  # anlam.train imports the trainer at call time, so this one is used
+    class Timed(original):  # anlam.train.run imports the trainer at call time, so this one is used
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             self.add_callback(timer)
@@ -73,7 +72,7 @@ def anlam_loop(model_path: str, steps: int, batch_size: int, freeze: bool, out: 
         # the same work as the plain loop: CoSENT on ML-TR pairs only
         recipe = load_recipe("quick", max_steps=steps, batch_size=batch_size, freeze_embeddings=freeze, typing_augment=0,
                              triplets=False, max_pairs=steps * batch_size * 2, save_steps=10_000, warmup_ratio=0.0)
-        anlam_train.train(out, recipe, base=model_path, device="cpu", evaluate=False, overwrite=True)
+        train(out, recipe, base=model_path, device="cpu", evaluate=False, overwrite=True)
     finally:
         sentence_transformers.SentenceTransformerTrainer = original
     return timer.times

@@ -78,7 +78,7 @@ class FakeEmbedder:
     def __init__(self, vectors: dict[str, np.ndarray], path: str = "fake") -> None:
         self.vectors, self.path = vectors, path
 
-    def encode(self, texts, prompt="query", batch_size=32, show_progress=False, **_):
+    def encode(self, texts, prompt_name="query", batch_size=32, show_progress=False, **_):
         if not texts:
             return np.zeros((0, len(next(iter(self.vectors.values())))), dtype=np.float32)
         return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
@@ -135,11 +135,11 @@ def test_read_pairs_columns_and_errors(tmp_path):
                      encoding="utf-8")
     frame = read_pairs(jsonl, ["soru", "cevap"])
     assert list(frame["sentence_0"]) == [a for a, _ in POSITIVE]
-    with pytest.raises(AnlamError, match="no column 'sentence_0'"):
+    with pytest.raises(AnlamError, match="no field 'sentence_0', 'sentence_1' \\(fields: soru, cevap\\)"):
         read_pairs(jsonl)
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence_0,sentence_1\nGPU belleği,\n", encoding="utf-8")
-    with pytest.raises(AnlamError, match="row 1.*sentence_1"):
+    with pytest.raises(AnlamError, match="bad.csv: row 1: empty text in column 'sentence_1'"):
         read_pairs(bad)
     labelled = _write_pairs(tmp_path / "labelled.csv")
     assert read_pairs(labelled, labelled=True)["label"].tolist()[:1] == [1.0]
@@ -390,6 +390,19 @@ def test_intent_matcher_centroid_knn_and_abstain(tiny_embedder):
         IntentMatcher(tiny_embedder, intents, method="svm")
 
 
+def test_intent_matcher_from_yaml(tiny_embedder, tmp_path):
+    """The documented one-step constructor (docs/apps.md): the file's intents, the options passed on."""
+    path = SAMPLES / "helpdesk_intents.yaml"
+    matcher = IntentMatcher.from_yaml(path, tiny_embedder, k=1, threshold=None)
+    assert matcher.intents == load_intents(path) and matcher.k == 1 and matcher.threshold is None
+    # with k=1 an example is its own nearest neighbour (cosine 1), so it finds its intent
+    assert matcher.match(["İade kargo ücretini kim ödüyor?"])[0].intent == "iade"
+    broken = tmp_path / "niyetler.yaml"
+    broken.write_text("kargo:\n  - Kargom nerede?\n iade: [\n", encoding="utf-8")
+    with pytest.raises(AnlamError, match="niyetler.yaml"):
+        IntentMatcher.from_yaml(broken, tiny_embedder)
+
+
 def _v(*parts: tuple[int, float]) -> np.ndarray:
     x = np.zeros(6)
     for axis, weight in parts:
@@ -512,7 +525,7 @@ def test_cli_dedup(cli, model_dir, tmp_path):
     empty = tmp_path / "bos.txt"
     empty.write_text("\n\n", encoding="utf-8")
     result = cli("dedup", empty, "--model", model_dir)
-    assert result.returncode == 2 and "empty corpus" in result.stderr
+    assert result.returncode == 2 and f"{empty}: no texts" in result.stderr
 
 
 def test_cli_cluster(cli, model_dir, tmp_path):
@@ -551,7 +564,7 @@ def test_cli_cluster(cli, model_dir, tmp_path):
     empty = tmp_path / "bos.txt"
     empty.write_text("\n", encoding="utf-8")
     result = cli("cluster", empty, "--model", model_dir)
-    assert result.returncode == 2 and "empty corpus" in result.stderr
+    assert result.returncode == 2 and f"{empty}: no texts" in result.stderr
 
 
 def test_cli_intent(cli, model_dir, tmp_path, monkeypatch):

@@ -23,14 +23,14 @@ def test_enough_varied_sentences():
 
 @pytest.mark.slow
 def test_token_counts_match_the_engine(base_embedder, engine):
-    ours = base_embedder.token_counts(SENTENCES, prompt="query")
+    ours = base_embedder.token_counts(SENTENCES, prompt_name="query")
     theirs = [engine.token_count(s, True) for s in SENTENCES]
     assert ours == theirs
 
 
 @pytest.mark.slow
 def test_embeddings_match_the_engine(base_embedder, engine):
-    ours = base_embedder.encode(SENTENCES, prompt="query")
+    ours = base_embedder.encode(SENTENCES, prompt_name="query")
     theirs = engine.query(SENTENCES)
     cosines = (ours * theirs).sum(axis=1)
     print(f"parity cosine: min {cosines.min():.5f} mean {cosines.mean():.5f} over {len(SENTENCES)} sentences")
@@ -39,7 +39,7 @@ def test_embeddings_match_the_engine(base_embedder, engine):
 
 @pytest.mark.slow
 def test_passage_prompt_matches_the_engine(base_embedder, engine):
-    ours = base_embedder.encode(SENTENCES[:10], prompt="passage")
+    ours = base_embedder.encode(SENTENCES[:10], prompt_name="passage")
     theirs = engine.passage(SENTENCES[:10])
     assert ((ours * theirs).sum(axis=1)).min() >= 0.999
 

@@ -234,5 +234,5 @@ def test_public_sets():
 def test_columns_that_are_not_in_the_file(tmp_path):
     path = tmp_path / "pairs.csv"
     pd.DataFrame(ROWS, columns=["a", "b", "score"]).to_csv(path, index=False)
-    with pytest.raises(AnlamError, match="--columns names soru not in the file"):
+    with pytest.raises(AnlamError, match=r"no column 'soru' \(columns: a, b, score\); check --columns"):
         load_pairs(path, columns="soru,b,score")

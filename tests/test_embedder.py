@@ -2,13 +2,14 @@
 
 import json
 import shutil
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from anlam.errors import AnlamError
-from anlam.models import Embedder
+from anlam.models import Embedder, EmbedderLike
 
 TR = ["Aşırı öğrenme nedir?", "GPU'lar eğitimi hızlandırır.", "IŞIK HIZI", "asiri ogrenme nedir"]
 
@@ -20,15 +21,81 @@ def test_encode_shapes_and_norms(tiny_embedder):
 
 
 def test_prompt_changes_embedding_and_unknown_prompt_is_an_error(tiny_embedder):
-    q = tiny_embedder.encode(TR[:1], prompt="query")
-    p = tiny_embedder.encode(TR[:1], prompt="passage")
-    n = tiny_embedder.encode(TR[:1], prompt=None)
-    assert not np.allclose(q, p)
-    for none in (None, "", "none"):
+    q = tiny_embedder.encode(TR[:1], prompt_name="query")
+    p = tiny_embedder.encode(TR[:1], prompt_name="passage")
+    n = tiny_embedder.encode(TR[:1], prompt_name="none")
+    assert not np.allclose(q, p) and not np.allclose(q, n)
+    for none in (None, "", "none"):  # None: the model's default prompt, and the tiny model sets none
         assert tiny_embedder.prompt_text(none) == ""
-    assert np.allclose(n, tiny_embedder.encode(TR[:1], prompt="none"))
+    assert np.allclose(n, tiny_embedder.encode(TR[:1], prompt=""))  # sentence-transformers' "no prefix"
     with pytest.raises(AnlamError, match="no prompt named 'soru'; this model defines 'query', 'passage'"):
-        tiny_embedder.encode(TR[:1], prompt="soru")
+        tiny_embedder.encode(TR[:1], prompt_name="soru")
+
+
+def _anlam_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, DeprecationWarning)
+            and str(w.message).startswith("Embedder:")]
+
+
+def test_keywords_mean_what_they_mean_in_sentence_transformers(tiny_embedder):
+    """prompt_name names a prompt, prompt is the literal prefix, truncate_dim truncates: ST's own results."""
+    st = tiny_embedder.model
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for name in ("query", "passage"):
+            want = st.encode(TR, prompt_name=name, normalize_embeddings=True)
+            np.testing.assert_allclose(tiny_embedder.encode(TR, prompt_name=name), want, atol=1e-5)
+        literal = tiny_embedder.encode(TR, prompt="soru: ")  # any prefix, not only the model's prompts
+        np.testing.assert_allclose(literal, st.encode(TR, prompt="soru: ", normalize_embeddings=True), atol=1e-5)
+        np.testing.assert_allclose(literal, tiny_embedder.encode(["soru: " + t for t in TR], prompt=""), atol=1e-5)
+        assert not np.allclose(literal, tiny_embedder.encode(TR, prompt_name="query"), atol=1e-3)
+        # prompt wins over prompt_name, as in sentence-transformers
+        np.testing.assert_allclose(tiny_embedder.encode(TR, prompt_name="passage", prompt="query: "),
+                                   tiny_embedder.encode(TR, prompt_name="query"), atol=1e-6)
+        short = tiny_embedder.encode(TR, truncate_dim=8)
+        full = st.encode(TR, prompt_name="query", truncate_dim=8)
+        np.testing.assert_allclose(short, full / np.linalg.norm(full, axis=1, keepdims=True), atol=1e-5)
+        assert tiny_embedder.prompt_text(prompt="soru: ") == "soru: "
+        assert tiny_embedder.token_counts(TR, prompt="query: ") == tiny_embedder.token_counts(TR, "query")
+    assert _anlam_warnings(record) == []
+
+
+def test_prompt_name_none_is_the_models_default_prompt():
+    model = SimpleNamespace(prompts={"query": "q: ", "passage": "p: "}, default_prompt_name="query")
+    assert Embedder(model, "model-x").prompt_text(None) == "q: "
+    assert Embedder(model, "model-x").prompt_text("none") == ""
+
+
+def test_old_keywords_warn_and_embed_the_same(tiny_embedder):
+    """anlam 0.1's prompt=NAME, prompt=None and dim= still work for one release, with a DeprecationWarning."""
+    cases = [
+        (dict(prompt="query"), dict(prompt_name="query")),
+        (dict(prompt="passage"), dict(prompt_name="passage")),
+        (dict(prompt="none"), dict(prompt_name="none")),
+        (dict(prompt=None), dict(prompt="")),
+        (dict(dim=8), dict(truncate_dim=8)),
+        (dict(prompt="passage", dim=8), dict(prompt_name="passage", truncate_dim=8)),
+    ]
+    for old, new in cases:
+        with pytest.warns(DeprecationWarning, match=r"^Embedder: .* is deprecated") as record:
+            got = tiny_embedder.encode(TR, **old)
+        assert all(w.filename == __file__ for w in record if str(w.message).startswith("Embedder:")), old
+        np.testing.assert_array_equal(got, tiny_embedder.encode(TR, **new))
+    ids = [tiny_embedder.tokenizer(t, add_special_tokens=False)["input_ids"] for t in TR]
+    with pytest.warns(DeprecationWarning) as record:
+        got = tiny_embedder.encode_ids(ids, prompt="passage", dim=8)
+    assert [m.split(" is deprecated")[0] for m in _anlam_warnings(record)] == [
+        "Embedder: dim=", "Embedder: prompt='passage' (a prompt name)"]
+    assert "use truncate_dim=" in _anlam_warnings(record)[0] and "use prompt_name='passage'" in _anlam_warnings(record)[1]
+    np.testing.assert_array_equal(got, tiny_embedder.encode_ids(ids, "passage", truncate_dim=8))
+    for method, args in (("token_counts", (TR,)), ("model_input_ids", (ids,)), ("prompt_text", ())):
+        with pytest.warns(DeprecationWarning, match="prompt_name='passage'"):
+            old = getattr(tiny_embedder, method)(*args, prompt="passage")
+        assert old == getattr(tiny_embedder, method)(*args, prompt_name="passage")
+
+
+def test_embedder_is_embedder_like(tiny_embedder):
+    assert isinstance(tiny_embedder, EmbedderLike)
 
 
 @pytest.mark.parametrize("prompts, name, expected", [
@@ -51,17 +118,17 @@ def test_cli_prompt_none_still_works(cli, tiny_model_path, tiny_embedder):
     result = cli("encode", "--model", str(tiny_model_path), "--prompt", "none", TR[0])
     assert result.returncode == 0, result.stderr
     got = np.array(json.loads(result.stdout.splitlines()[0]), dtype=np.float32)
-    np.testing.assert_allclose(got, tiny_embedder.encode(TR[:1], prompt=None)[0], atol=1e-5)
+    np.testing.assert_allclose(got, tiny_embedder.encode(TR[:1], prompt="")[0], atol=1e-5)
 
 
-def test_dim_truncates_and_renormalises(tiny_embedder):
+def test_truncate_dim_truncates_and_renormalises(tiny_embedder):
     full = tiny_embedder.encode(TR)
-    short = tiny_embedder.encode(TR, dim=8)
+    short = tiny_embedder.encode(TR, truncate_dim=8)
     assert short.shape == (4, 8)
     expected = full[:, :8] / np.linalg.norm(full[:, :8], axis=1, keepdims=True)
     assert np.allclose(short, expected, atol=1e-5)
-    with pytest.raises(AnlamError, match="--dim"):
-        tiny_embedder.encode(TR, dim=999)
+    with pytest.raises(AnlamError, match=r"truncate_dim \(--dim\) must be between 1 and 32, got 999"):
+        tiny_embedder.encode(TR, truncate_dim=999)
 
 
 def test_nfc_before_tokenising(tiny_embedder):
@@ -119,9 +186,10 @@ def test_cli_encode_to_npy_and_parquet(cli, tiny_model_path, tmp_path):
     "stdin, args, message",
     [
         (b'{"text": "tamam"}\nbu json degil\n', [], "<stdin>: line 2: not JSON"),
-        (b'{"text": "tamam"}\n{"metin": "x"}\n', [], 'line 2: expected an object with a string "text"'),
+        (b'{"text": "tamam"}\n{"metin": "x"}\n', [], "<stdin>: line 2: no field 'text' (fields: metin)"),
         (b"\xff\xfe bozuk\n", ["--plain"], "line 1: invalid UTF-8"),
-        (b'{"text": "   "}\n', [], "text 1: empty text"),
+        (b'{"text": "   "}\n', [], "<stdin>: line 1: empty text in field 'text'"),
+        (b"", ["   "], "text 1: empty text"),  # an argument is checked by the embedder
     ],
 )
 def test_cli_encode_bad_input(cli, tiny_model_path, tmp_path, stdin, args, message):
@@ -154,12 +222,14 @@ def test_token_ids_embed_like_their_text(tiny_embedder):
     tokenizer = tiny_embedder.tokenizer
     bare = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TR]
     full = [tokenizer(t)["input_ids"] for t in TR]  # with <s> ... </s>: not doubled
-    for prompt in ("query", "passage", None):
-        texts = tiny_embedder.encode(TR, prompt=prompt)
+    for prompt in ("query", "passage", "none"):
+        texts = tiny_embedder.encode(TR, prompt_name=prompt)
         for ids in (bare, full):
-            np.testing.assert_allclose(tiny_embedder.encode_ids(ids, prompt=prompt), texts, atol=1e-5)
+            np.testing.assert_allclose(tiny_embedder.encode_ids(ids, prompt_name=prompt), texts, atol=1e-5)
         assert [len(r) for r in tiny_embedder.model_input_ids(bare, prompt)] == tiny_embedder.token_counts(TR, prompt)
-    assert tiny_embedder.encode_ids(bare, dim=8).shape == (4, 8)
+    literal = tiny_embedder.encode(TR, prompt="soru: ")
+    np.testing.assert_allclose(tiny_embedder.encode_ids(bare, prompt="soru: "), literal, atol=1e-5)
+    assert tiny_embedder.encode_ids(bare, truncate_dim=8).shape == (4, 8)
 
 
 def test_token_ids_out_of_vocabulary_or_empty(tiny_embedder):
@@ -191,6 +261,22 @@ def test_weights_that_do_not_fit_the_model_are_an_error(tiny_model_path, tmp_pat
     with pytest.raises(AnlamError, match=rf"{folder}: its weights do not cover the model \(\d+ of \d+ tensors missing, "
                                          r"e\.g\. embeddings\..*its files hold instead encoder_v2\."):
         Embedder.from_pretrained(folder, device="cpu")
+
+
+def test_a_folder_saved_by_sentence_transformers_loads_without_a_pooler(tiny_model_path, tmp_path):
+    """`anlam train` saves through sentence-transformers, which drops the base's ``add_pooling_layer: false``:
+    transformers then builds a pooler no file covers, and mean pooling never reads it."""
+    from safetensors.torch import load_file, save_file
+
+    saved = tmp_path / "egitilmis"
+    shutil.copytree(tiny_model_path, saved)
+    weights = load_file(saved / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("pooler.")}, saved / "model.safetensors")
+    model = Embedder.from_pretrained(saved, device="cpu")
+    assert any(name.startswith("pooler.") for name, _ in model.model[0].auto_model.named_parameters())
+    reference = Embedder.from_pretrained(tiny_model_path, device="cpu")
+    sentence = ["Öğrenme oranı çok büyükse kayıp ıraksar."]
+    np.testing.assert_allclose(model.encode(sentence), reference.encode(sentence), atol=1e-6)
 
 
 def test_cli_names_a_folder_with_wrong_weights(cli, tiny_model_path, tmp_path):
@@ -240,5 +326,5 @@ def test_exported_folder_takes_token_ids(onnx_folder, tiny_embedder):
     embedder = Embedder.from_pretrained(onnx_folder, device="cpu")
     assert embedder.takes_token_ids
     ids = [embedder.tokenizer(t, add_special_tokens=False)["input_ids"] for t in TR]
-    got = embedder.encode_ids(ids, prompt="query")
-    assert ((got * tiny_embedder.encode(TR, prompt="query")).sum(axis=1) > 0.9999).all()
+    got = embedder.encode_ids(ids, prompt_name="query")
+    assert ((got * tiny_embedder.encode(TR, prompt_name="query")).sum(axis=1) > 0.9999).all()

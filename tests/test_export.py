@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from anlam.cli import app
 from anlam.errors import AnlamError
-from anlam.export import export_model, prune_vocab, read_manifest
+from anlam.export import export_model, prune_vocab
 from anlam.models import Embedder
+from anlam.models.manifest import LEGACY_MODULE_TYPES, MODULE_TYPE, read_manifest
 from anlam.text import ascii_fold, tr_lower, tr_upper
 
 TEXTS = [
@@ -81,11 +82,29 @@ def test_onnx_matches_torch_through_embedder(exported, small_embedder):
     assert embedder.dim == small_embedder.dim
     assert embedder.max_tokens == small_embedder.max_tokens
     assert embedder.prompt_text("query") == "query: " and embedder.prompt_text("passage") == "passage: "
-    for prompt in ("query", "passage", None):
-        got = embedder.encode(TEXTS, prompt=prompt)
-        assert _cosines(got, small_embedder.encode(TEXTS, prompt=prompt)).min() > 0.9999
+    for prompt in ("query", "passage", "none"):
+        got = embedder.encode(TEXTS, prompt_name=prompt)
+        assert _cosines(got, small_embedder.encode(TEXTS, prompt_name=prompt)).min() > 0.9999
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-    assert embedder.encode(TEXTS, dim=16).shape == (len(TEXTS), 16)
+    assert embedder.encode(TEXTS, truncate_dim=16).shape == (len(TEXTS), 16)
+
+
+def test_exports_from_before_the_runtime_moved_still_load(exported, small_embedder, tmp_path):
+    """New exports name anlam.models.exported's class; a folder naming the old anlam.export.runtime loads the same."""
+    folder = exported("onnx")
+    assert json.loads((folder / "modules.json").read_text(encoding="utf-8"))[0]["type"] == MODULE_TYPE
+    old = tmp_path / "old-export"
+    shutil.copytree(folder, old)
+    entries = json.loads((old / "modules.json").read_text(encoding="utf-8"))
+    entries[0]["type"] = "anlam.export.runtime.ExportedTransformer"
+    assert entries[0]["type"] in LEGACY_MODULE_TYPES
+    (old / "modules.json").write_text(json.dumps(entries), encoding="utf-8")
+    got = Embedder.from_pretrained(old).encode(TEXTS)
+    assert _cosines(got, small_embedder.encode(TEXTS)).min() > 0.9999
+    entries[0]["type"] = "anlam.export.elsewhere.ExportedTransformer"  # any other anlam name is refused
+    (old / "modules.json").write_text(json.dumps(entries), encoding="utf-8")
+    with pytest.raises(AnlamError, match="refusing to import module type 'anlam.export.elsewhere"):
+        Embedder.from_pretrained(old)
 
 
 @pytest.mark.parametrize("fmt", ["onnx-int8", "openvino-int8"])
@@ -226,7 +245,7 @@ def test_real_base_onnx_int8_close_to_torch(base_model_path, base_embedder, tmp_
     int8 = Embedder.from_pretrained(out)
     for prompt in ("query", "passage"):
         texts = TEXTS + [UNSEEN]
-        cos = _cosines(int8.encode(texts, prompt=prompt), base_embedder.encode(texts, prompt=prompt))
+        cos = _cosines(int8.encode(texts, prompt_name=prompt), base_embedder.encode(texts, prompt_name=prompt))
         assert cos.mean() > 0.99 and cos.min() > 0.98
 
 
@@ -234,7 +253,7 @@ def test_real_base_onnx_int8_close_to_torch(base_model_path, base_embedder, tmp_
 
 
 def test_openvino_batches_are_padded_to_few_shapes_without_changing_vectors(exported, monkeypatch):
-    from anlam.export import runtime
+    from anlam.models import exported as runtime
 
     embedder = Embedder.from_pretrained(exported("openvino-int8"))
     first = embedder.model[0]
@@ -259,7 +278,7 @@ def test_openvino_batches_are_padded_to_few_shapes_without_changing_vectors(expo
     ("extra_files", "../kacak.bin"), ("extra_files", "/tmp/kacak.bin"), ("extra_files", ".."),
 ])
 def test_manifest_file_names_stay_inside_the_folder(exported, tmp_path, field, name):
-    from anlam.export.runtime import ExportedTransformer
+    from anlam.models.exported import ExportedTransformer
 
     folder = tmp_path / "export"
     shutil.copytree(exported("onnx"), folder)
@@ -288,7 +307,7 @@ def _quality(fp32: float, int8: float):
         seen.append("int8" if is_export else "fp32")
         # a real encode, so the export must load and run; the score itself is set by the test
         assert embedder.encode(["Aşırı öğrenme nedir?"]).shape == (1, embedder.dim)
-        return {"ml-tr-dev-retrieval_cosine_mrr@10": int8 if is_export else fp32}
+        return {"ml-tr-retrieval-dev_cosine_mrr@10": int8 if is_export else fp32}
 
     check.seen = seen
     return check
@@ -328,7 +347,8 @@ def fast(fast_home, monkeypatch) -> Path:
 
 
 def test_int8_export_is_built_once_checked_and_reused(fast, small, small_embedder):
-    from anlam.export.fast import FAST_FORMAT, model_checksum, resolve_weights
+    from anlam.export.fast import FAST_FORMAT, resolve_weights
+    from anlam.models import model_checksum
 
     weights = resolve_weights(small, "auto", device="cpu")  # a cache hit: no check, no export
     checksum = model_checksum(small)
@@ -337,8 +357,8 @@ def test_int8_export_is_built_once_checked_and_reused(fast, small, small_embedde
     manifest = read_manifest(weights.path)
     assert manifest["source"] == {"path": str(Path(small).resolve()), "checksum": checksum}
     quality = manifest["quality"]
-    assert quality["accepted"] and quality["loss"] == {"ml-tr-dev-retrieval_cosine_mrr@10": 0.005}
-    assert quality["fp32"]["ml-tr-dev-retrieval_cosine_mrr@10"] == 0.8
+    assert quality["accepted"] and quality["loss"] == {"ml-tr-retrieval-dev_cosine_mrr@10": 0.005}
+    assert quality["fp32"]["ml-tr-retrieval-dev_cosine_mrr@10"] == 0.8
     int8 = Embedder.from_pretrained(weights.path)
     assert _cosines(int8.encode(TEXTS), small_embedder.encode(TEXTS)).mean() > 0.97
     assert resolve_weights(small, "int8", device="cpu") == weights
@@ -398,7 +418,9 @@ def test_a_model_that_cannot_be_exported_runs_float_and_is_not_retried(exported,
 
 
 def test_checksum_follows_the_weights_not_the_model_card(small, tmp_path, home):
-    from anlam.export.fast import model_checksum
+    """One checksum keys both the int8 export and the paraphrase calibration of a model."""
+    from anlam.apps.paraphrase import Calibration, stored_calibration
+    from anlam.models import model_checksum
 
     copy = tmp_path / "kopya"
     shutil.copytree(small, copy)
@@ -415,6 +437,13 @@ def test_checksum_follows_the_weights_not_the_model_card(small, tmp_path, home):
     changed = model_checksum(copy)
     (pooling / "config.json").write_text((pooling / "config.json").read_text(encoding="utf-8") + " ", encoding="utf-8")
     assert model_checksum(copy) != changed  # a module folder's files count too
+    assert (home / "cache" / "checksums.json").is_file()  # file digests are remembered between processes
+    (copy / "anlam_calibration.json").unlink()
+    cache = tmp_path / "calibrations"
+    cache.mkdir()
+    calibration = Calibration(weight=20.0, bias=-10.0, threshold=0.5, prompt="query")
+    (cache / f"{model_checksum(copy)}.json").write_text(json.dumps(calibration.to_dict()), encoding="utf-8")
+    assert stored_calibration(copy, cache) == calibration
 
 
 DOCS = [
@@ -425,7 +454,8 @@ DOCS = [
 
 
 def test_index_records_its_weights_and_searches_with_them(fast, small, tmp_path):
-    from anlam.search import Document, Index
+    from anlam.data import Document
+    from anlam.search import Index
 
     docs = [Document(i, t) for i, t in DOCS]
     Index.build(docs, tmp_path / "int8", model=small, precision="auto")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from anlam.data import Document
 from anlam.errors import AnlamError
-from anlam.search import Document, Index
+from anlam.search import Index
 from anlam.search.letters import Letters
 from anlam.search.lexical import Lexical
 

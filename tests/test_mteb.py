@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-mteb_local = pytest.importorskip("anlam.mteb_local")
+anlam_mteb = pytest.importorskip("anlam.evaluate.mteb")
 
 PAIRS = pd.DataFrame(
     {
@@ -48,30 +48,30 @@ CLUSTER_LABELS = ["düzenlileştirme", "donanım", "optimizasyon", "genel", "dü
                   "düzenlileştirme", "optimizasyon"]
 
 
-class TinySTS(mteb_local.LocalSTS):
-    metadata = mteb_local.local_metadata("TinySTS", "STS", "Eight Turkish ML pairs.")
+class TinySTS(anlam_mteb.LocalSTS):
+    metadata = anlam_mteb.local_metadata("TinySTS", "STS", "Eight Turkish ML pairs.")
 
     def pairs(self):
         return PAIRS
 
 
-class TinyPairs(mteb_local.LocalPairClassification):
-    metadata = mteb_local.local_metadata("TinyPairs", "PairClassification", "Eight Turkish ML pairs, binary.")
+class TinyPairs(anlam_mteb.LocalPairClassification):
+    metadata = anlam_mteb.local_metadata("TinyPairs", "PairClassification", "Eight Turkish ML pairs, binary.")
 
     def pairs(self):
         return PAIRS
 
 
-class TinyRetrieval(mteb_local.LocalRetrieval):
-    metadata = mteb_local.local_metadata("TinyRetrieval", "Retrieval", "Three questions, four documents.")
+class TinyRetrieval(anlam_mteb.LocalRetrieval):
+    metadata = anlam_mteb.local_metadata("TinyRetrieval", "Retrieval", "Three questions, four documents.")
     qrels = QRELS
 
     def retrieval(self):
         return QUERIES, CORPUS, self.qrels
 
 
-class TinyClustering(mteb_local.LocalClustering):
-    metadata = mteb_local.local_metadata("TinyClustering", "Clustering", "Eight sentences, five topics.")
+class TinyClustering(anlam_mteb.LocalClustering):
+    metadata = anlam_mteb.local_metadata("TinyClustering", "Clustering", "Eight sentences, five topics.")
     n_clusters = 2  # bootstrap rounds; mteb's 10 only cost time here
 
     def clustering(self):
@@ -105,7 +105,7 @@ def tiny_run(tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("mteb")
     with pytest.MonkeyPatch.context() as patch:
         _forbid_hub(patch)
-        scores = mteb_local.run_mteb(tiny_model_path, tiny_tasks(), out=out, device="cpu")
+        scores = anlam_mteb.run_mteb(tiny_model_path, tiny_tasks(), out=out, device="cpu")
     return scores, out
 
 
@@ -131,8 +131,8 @@ def test_sts_uses_the_query_prompt_on_both_sides(tiny_run, tiny_embedder):
     scores, _ = tiny_run
 
     def spearman(prompt):
-        a = tiny_embedder.encode(PAIRS["sentence_0"].tolist(), prompt=prompt)
-        b = tiny_embedder.encode(PAIRS["sentence_1"].tolist(), prompt=prompt)
+        a = tiny_embedder.encode(PAIRS["sentence_0"].tolist(), prompt_name=prompt)
+        b = tiny_embedder.encode(PAIRS["sentence_1"].tolist(), prompt_name=prompt)
         return spearmanr((a * b).sum(axis=1), PAIRS["label"])[0]
 
     assert scores["TinySTS"]["cosine_spearman"] == pytest.approx(spearman("query"), abs=1e-6)
@@ -143,12 +143,12 @@ def test_retrieval_uses_query_and_passage_prompts(tiny_embedder, tiny_model_path
     import mteb
 
     task = TinyRetrieval()
-    encoder = mteb_local.mteb_model(tiny_model_path, device="cpu")
+    encoder = anlam_mteb.mteb_model(tiny_model_path, device="cpu")
     mteb.evaluate(encoder, task, cache=None, prediction_folder=tmp_path, show_progress_bar=False)
     saved = json.loads((tmp_path / task.prediction_file_name).read_text(encoding="utf-8"))
     predicted = saved["default"]["test"]
-    q = tiny_embedder.encode(list(QUERIES.values()), prompt="query")
-    d = tiny_embedder.encode(list(CORPUS.values()), prompt="passage")
+    q = tiny_embedder.encode(list(QUERIES.values()), prompt_name="query")
+    d = tiny_embedder.encode(list(CORPUS.values()), prompt_name="passage")
     expected = q @ d.T
     for i, qid in enumerate(QUERIES):
         for j, did in enumerate(CORPUS):
@@ -156,11 +156,11 @@ def test_retrieval_uses_query_and_passage_prompts(tiny_embedder, tiny_model_path
 
 
 def test_prompt_mapping():
-    e5 = mteb_local.mteb_prompts({"query": "query: ", "passage": "passage: "})
+    e5 = anlam_mteb.mteb_prompts({"query": "query: ", "passage": "passage: "})
     assert e5 == {"query": "query: ", "STS": "query: ", "PairClassification": "query: ", "Clustering": "query: ",
                   "document": "passage: "}
-    assert mteb_local.mteb_prompts(None) == {}
-    assert mteb_local.mteb_prompts({"query": "", "passage": ""}) == {}
+    assert anlam_mteb.mteb_prompts(None) == {}
+    assert anlam_mteb.mteb_prompts({"query": "", "passage": ""}) == {}
 
 
 def test_bad_task_data_names_the_task(monkeypatch, tiny_model_path, tmp_path):
@@ -168,7 +168,7 @@ def test_bad_task_data_names_the_task(monkeypatch, tiny_model_path, tmp_path):
 
     monkeypatch.setattr(TinyPairs, "pairs", lambda self: PAIRS[PAIRS["label"] > 0.5])
     with pytest.raises(AnlamError, match="TinyPairs.*both positive and negative"):
-        mteb_local.run_mteb(tiny_model_path, [TinySTS(), TinyPairs()], out=tmp_path / "res", device="cpu")
+        anlam_mteb.run_mteb(tiny_model_path, [TinySTS(), TinyPairs()], out=tmp_path / "res", device="cpu")
     assert not (tmp_path / "res").exists()  # nothing half-written
     monkeypatch.setattr(TinySTS, "pairs", lambda self: PAIRS.drop(columns="label"))
     with pytest.raises(AnlamError, match="TinySTS.*missing label"):
@@ -177,11 +177,11 @@ def test_bad_task_data_names_the_task(monkeypatch, tiny_model_path, tmp_path):
     with pytest.raises(AnlamError, match="TinyRetrieval.*'d9'"):
         TinyRetrieval().load_data()
     with pytest.raises(AnlamError, match="unknown mteb task 'sts'"):
-        mteb_local.builtin_tasks(["sts"])
+        anlam_mteb.builtin_tasks(["sts"])
 
 
 def test_builtin_tasks_load_anlam_data_without_the_hub(no_hub):
-    tasks = mteb_local.builtin_tasks()
+    tasks = anlam_mteb.builtin_tasks()
     assert [t.metadata.name for t in tasks] == ["AnlamSTSbTR", "AnlamMLTRSTS", "AnlamMLTRPairClassification",
                                                 "AnlamMLTRRetrieval", "AnlamMLTRClustering"]
     for task in tasks:
@@ -209,10 +209,10 @@ def test_cli_unknown_task(cli, tiny_model_path):
     assert "unknown mteb task 'nope'" in result.stderr
 
 
-class StsbHead(mteb_local.AnlamSTSbTR):
+class StsbHead(anlam_mteb.AnlamSTSbTR):
     """The first 100 STSb-TR test pairs: enough to compare, cheap on two cores."""
 
-    metadata = mteb_local.local_metadata("StsbHead", "STS", "First 100 STSb-TR test pairs.")
+    metadata = anlam_mteb.local_metadata("StsbHead", "STS", "First 100 STSb-TR test pairs.")
 
     def pairs(self):
         return super().pairs().head(100)
@@ -226,9 +226,9 @@ def test_base_matches_anlams_own_spearman(base_embedder, base_model_path, no_hub
     """
     from anlam.data import stsb_tr
 
-    scores = mteb_local.run_mteb(base_model_path, [StsbHead()], device="cpu", batch_size=64)
+    scores = anlam_mteb.run_mteb(base_model_path, [StsbHead()], device="cpu", batch_size=64)
     pairs = stsb_tr("test").head(100)
-    a = base_embedder.encode(pairs["sentence_0"].tolist(), prompt="query", batch_size=64)
-    b = base_embedder.encode(pairs["sentence_1"].tolist(), prompt="query", batch_size=64)
+    a = base_embedder.encode(pairs["sentence_0"].tolist(), prompt_name="query", batch_size=64)
+    b = base_embedder.encode(pairs["sentence_1"].tolist(), prompt_name="query", batch_size=64)
     ours = spearmanr((a * b).sum(axis=1), pairs["label"])[0]
     assert scores["StsbHead"]["cosine_spearman"] == pytest.approx(ours, abs=2e-5)

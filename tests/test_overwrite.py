@@ -262,7 +262,7 @@ def test_data_build_needs_out(cli):
 
 
 def test_kinds_match_the_markers_their_commands_write():
-    from anlam.export import MANIFEST
+    from anlam.models.manifest import MANIFEST
     from anlam.search import index
     from anlam.train import MARKER
 

@@ -10,8 +10,9 @@ import re
 import numpy as np
 import pytest
 
+from anlam.data import Document, read_documents
 from anlam.errors import AnlamError
-from anlam.search import Chunker, Document, Index, read_documents
+from anlam.search import Chunker, Index
 from anlam.search.chunking import sections, split_sentences
 from anlam.search.hybrid import Fusion, fuse, fuse_pairs
 from anlam.search.index import PROBE, dense_query, parse_filters
@@ -49,7 +50,7 @@ class HashEmbedder:
             self._words[word] = np.random.default_rng(int.from_bytes(seed, "little")).standard_normal(self.dim)
         return self._words[word]
 
-    def encode(self, texts, prompt=None, batch_size=32, show_progress=False, **_):
+    def encode(self, texts, prompt_name=None, batch_size=32, show_progress=False, **_):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in ascii_fold(" ".join(tokens(text))).split():
@@ -146,7 +147,7 @@ def test_invalid_utf8_is_skipped_with_a_warning_or_fails_with_strict(tmp_path, c
 @pytest.mark.parametrize("name, content, message", [
     ("yok.txt", None, "no such file or folder"),
     ("belge.docx", b"x", "unsupported document type"),
-    ("a.csv", "id,metin\n1,x\n".encode(), "no 'text' column (columns: id, metin)"),
+    ("a.csv", "id,metin\n1,x\n".encode(), "no column 'text' (columns: id, metin)"),
     ("a.jsonl", b'{"text": "bir"}\nbozuk\n', "line 2: not JSON"),
     ("a.jsonl", b'{"id": "x", "text": "bir"}\n{"id": "x", "text": "iki"}\n', "duplicate document id 'x'"),
 ])

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anlam.search import Document, Index
+from anlam.data import Document
+from anlam.search import Index
 
 TESTS = Path(__file__).resolve().parent
 
@@ -98,7 +99,7 @@ def test_bad_input_exits_2_with_a_message(cli, built, corpus, tiny_model_path, t
     bad = tmp_path / "sorular.jsonl"
     bad.write_text('{"query": "tamam"}\n{"soru": "x"}\n', encoding="utf-8")
     result = cli("search", built, "--queries", bad)
-    assert result.returncode == 2 and f'{bad}: line 2: expected an object with a non-empty string "query"' in result.stderr
+    assert result.returncode == 2 and f"{bad}: line 2: no field 'query' (fields: soru)" in result.stderr
     assert "give either a QUERY or --queries" in cli("search", built).stderr
     empty = tmp_path / "bos"
     empty.mkdir()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from anlam.data import Document
 from anlam.errors import AnlamError
-from anlam.search import Document, Index
+from anlam.search import Index
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")

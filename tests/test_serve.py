@@ -24,7 +24,7 @@ openai = pytest.importorskip("openai")
 
 from anlam.apps import Calibration  # noqa: E402
 from anlam.errors import AnlamError  # noqa: E402
-from anlam.models import Embedder  # noqa: E402
+from anlam.models import Embedder, model_checksum  # noqa: E402
 from anlam.serve import MicroBatcher, QueueFull, ServeSettings, create_app, run_server  # noqa: E402
 from servers import wait_until_serving  # noqa: E402
 
@@ -111,7 +111,7 @@ def error_of(response: httpx.Response, status: int) -> dict:
 def test_openai_client_gets_the_embedders_vectors(client, tiny_embedder):
     response = client.embeddings.create(model="anything", input=TEXTS)  # the client asks for base64 itself
     got = np.array([d.embedding for d in response.data], dtype=np.float32)
-    np.testing.assert_allclose(got, tiny_embedder.encode(TEXTS, prompt="query"), atol=1e-5)
+    np.testing.assert_allclose(got, tiny_embedder.encode(TEXTS, prompt_name="query"), atol=1e-5)
     assert [d.index for d in response.data] == list(range(len(TEXTS)))
     assert response.model == "model"  # the model folder's name, whatever the request said
     assert response.usage.prompt_tokens == response.usage.total_tokens == sum(tiny_embedder.token_counts(TEXTS, "query"))
@@ -129,14 +129,14 @@ def test_dimensions_truncate_and_renormalise(client, tiny_embedder):
     got = np.array([d.embedding for d in response.data])
     assert got.shape == (2, 8)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(got, tiny_embedder.encode(TEXTS[:2], prompt="query", dim=8), atol=1e-5)
+    np.testing.assert_allclose(got, tiny_embedder.encode(TEXTS[:2], prompt_name="query", truncate_dim=8), atol=1e-5)
 
 
 def test_input_type_chooses_the_prompt(client, tiny_embedder):
     passage = client.embeddings.create(model="m", input=TEXTS[3], extra_body={"input_type": "passage"})
     bare = client.embeddings.create(model="m", input=TEXTS[3], extra_body={"input_type": "none"})
-    np.testing.assert_allclose(passage.data[0].embedding, tiny_embedder.encode([TEXTS[3]], prompt="passage")[0], atol=1e-5)
-    np.testing.assert_allclose(bare.data[0].embedding, tiny_embedder.encode([TEXTS[3]], prompt=None)[0], atol=1e-5)
+    np.testing.assert_allclose(passage.data[0].embedding, tiny_embedder.encode([TEXTS[3]], prompt_name="passage")[0], atol=1e-5)
+    np.testing.assert_allclose(bare.data[0].embedding, tiny_embedder.encode([TEXTS[3]], prompt="")[0], atol=1e-5)
     assert passage.usage.prompt_tokens > bare.usage.prompt_tokens  # the "passage: " prefix is counted
 
 
@@ -193,7 +193,7 @@ def test_limits_name_the_limit(server):
 
 def test_similarity_matrix_and_pairs(server, tiny_embedder):
     body = post(server, "similarity", {"texts": TEXTS[:3]}).json()
-    vectors = tiny_embedder.encode(TEXTS[:3], prompt="query")
+    vectors = tiny_embedder.encode(TEXTS[:3], prompt_name="query")
     np.testing.assert_allclose(body["matrix"], vectors @ vectors.T, atol=1e-5)
     scores = post(server, "similarity", {"pairs": [[TEXTS[0], TEXTS[1]], [TEXTS[2], TEXTS[2]]]}).json()["scores"]
     np.testing.assert_allclose(scores, [float(vectors[0] @ vectors[1]), 1.0], atol=1e-5)
@@ -204,7 +204,7 @@ def test_similarity_matrix_and_pairs(server, tiny_embedder):
 def test_paraphrase_uses_the_calibration(server, tiny_embedder):
     pairs = [[TEXTS[0], TEXTS[0]], [TEXTS[1], TEXTS[3]]]
     body = post(server, "paraphrase", {"pairs": pairs}).json()
-    vectors = tiny_embedder.encode([TEXTS[0], TEXTS[1], TEXTS[3]], prompt="query")
+    vectors = tiny_embedder.encode([TEXTS[0], TEXTS[1], TEXTS[3]], prompt_name="query")
     cosines = np.array([1.0, vectors[1] @ vectors[2]])
     probabilities = CALIBRATION.probability(cosines)
     assert body["threshold"] == 0.5
@@ -233,7 +233,8 @@ def test_search_without_index_is_404(server):
 
 
 def test_search_over_an_index(tiny_embedder, tmp_path):
-    from anlam.search import Document, Index
+    from anlam.data import Document
+    from anlam.search import Index
 
     docs = [Document("optim", "Gradyan patlaması, geri yayılımda gradyanların katlanarak büyümesidir.",
                      metadata={"konu": "optimizasyon"}),
@@ -377,7 +378,7 @@ def test_paraphrase_calibrates_at_start_up_and_caches_outside_the_model(tiny_mod
         assert calls == ["dev"]  # fitted before the server answered anything
         assert post(base, "paraphrase", request).json()["data"][0]["paraphrase"] is True
         assert calls == ["dev"]
-    cached = home / "calibrations" / f"{paraphrase.model_checksum(folder)}.json"
+    cached = home / "calibrations" / f"{model_checksum(folder)}.json"
     assert json.loads(cached.read_text(encoding="utf-8"))["source"] == "ML-TR dev"
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before  # the model folder only read
 
@@ -421,7 +422,7 @@ def test_concurrent_requests_share_one_forward_pass(tiny_embedder):
 
         responses = asyncio.run(fire())
     assert gate.batches == [1, 2 * len(TEXTS[1:])]  # the three queued requests ran as one batch
-    expected = tiny_embedder.encode(TEXTS, prompt="query")
+    expected = tiny_embedder.encode(TEXTS, prompt_name="query")
     for i, response in enumerate(responses[1:], start=1):
         np.testing.assert_allclose(response.json()["data"][0]["embedding"], expected[i], atol=1e-5)
         np.testing.assert_allclose(response.json()["data"][1]["embedding"], expected[0], atol=1e-5)
@@ -524,7 +525,8 @@ def test_cli_builds_the_app_from_options(cli, monkeypatch, tiny_model_path):
 
 def test_cli_serves_an_index_with_its_own_model(cli, monkeypatch, tiny_embedder, tmp_path):
     import anlam.serve
-    from anlam.search import Document, Index
+    from anlam.data import Document
+    from anlam.search import Index
 
     Index.build([Document("d1", "Toplu normalleştirme eğitimi hızlandırır.")], tmp_path / "index", model=tiny_embedder)
     calls = {}

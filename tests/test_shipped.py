@@ -45,8 +45,8 @@ def tuned_path(tiny_model_path, tmp_path_factory):
 
 
 REPORT = {"models": ["base", "tuned"], "metrics": {
-    "base": {"ml-tr-test_spearman_cosine": 0.403, "stsb-tr-test_spearman_cosine": 0.768},
-    "tuned": {"ml-tr-test_spearman_cosine": 0.711, "stsb-tr-test_spearman_cosine": 0.791}}}
+    "base": {"ml-tr-sts-test_spearman_cosine": 0.403, "stsb-tr-test_spearman_cosine": 0.768},
+    "tuned": {"ml-tr-sts-test_spearman_cosine": 0.711, "stsb-tr-test_spearman_cosine": 0.791}}}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_rebuilt_model_matches_tuned(tiny_model_path, tuned_path, rebuilt_path):
     assert _cosines(tuned, rebuilt).min() >= 0.999  # ...and int8/float16 keep it
     np.testing.assert_allclose(rebuilt_model.encode(SENTENCES), rebuilt, atol=1e-6)  # query is the default prompt
     card = (rebuilt_path / "README.md").read_text(encoding="utf-8")
-    assert "SentenceTransformer(" in card and "| ml-tr-test_spearman_cosine | 0.4030 | 0.7110 |" in card
+    assert "SentenceTransformer(" in card and "| ml-tr-sts-test_spearman_cosine | 0.4030 | 0.7110 |" in card
     assert not (rebuilt_path / "anlam_training.json").exists()
 
 
@@ -184,7 +184,7 @@ def test_cli_pack_and_models(cli, packaged, tuned_path, tiny_model_path, tmp_pat
     records = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
     tuned = records["anlam-ml-tr-small"]
     assert tuned["default"] and tuned["shipped"] and not tuned["built"]
-    assert tuned["evaluation"].startswith("ml-tr-test_spearman_cosine 0.711 (+0.308)")
+    assert tuned["evaluation"].startswith("ml-tr-sts-test_spearman_cosine 0.711 (+0.308)")
     assert cli("base", "pack", tiny_model_path, "--out", out).returncode == 2
     report.write_text("{not json", encoding="utf-8")
     result = cli("base", "pack", tuned_path, "--out", out, "--base", tiny_model_path, "--report", report)
@@ -209,10 +209,10 @@ def test_shipped_model_rebuilds_to_the_trained_folder(base_model_path):
     base = Embedder.from_pretrained(base_model_path, device="cpu")
     for prompt in ("query", "passage"):
         want = np.array(reference[prompt])
-        got = tuned.encode(reference["texts"], prompt=prompt)
+        got = tuned.encode(reference["texts"], prompt_name=prompt)
         assert (got * want).sum(axis=1).min() >= 0.999, prompt
         # and it is not the base
-        assert (base.encode(reference["texts"], prompt=prompt) * want).sum(axis=1).min() < 0.999, prompt
+        assert (base.encode(reference["texts"], prompt_name=prompt) * want).sum(axis=1).min() < 0.999, prompt
     plain = SentenceTransformer(str(folder), device="cpu").encode(reference["texts"])
     np.testing.assert_allclose(plain, np.array(reference["query"]), atol=1e-4)
 
@@ -221,14 +221,14 @@ def test_shipped_model_rebuilds_to_the_trained_folder(base_model_path):
 def test_builtin_models_come_with_their_calibration(base_model_path, monkeypatch):
     """Both built-in folders hash to a packaged calibration, so no first use spends minutes fitting one."""
     from anlam.apps import paraphrase
-    from anlam.models import Embedder, ensure_shipped
+    from anlam.models import Embedder, ensure_shipped, model_checksum
 
     def no_fitting(*args, **kwargs):
         raise AssertionError("calibrated although a packaged calibration should have been found")
 
     monkeypatch.setattr(paraphrase, "calibrate", no_fitting)
     for folder in (base_model_path, ensure_shipped()):
-        assert (paraphrase.SHIPPED_CALIBRATIONS / f"{paraphrase.model_checksum(folder)}.json").is_file(), folder
+        assert (paraphrase.SHIPPED_CALIBRATIONS / f"{model_checksum(folder)}.json").is_file(), folder
         calibration = paraphrase.default_calibration(Embedder.from_pretrained(folder, device="cpu"))
         assert calibration.source == "ML-TR dev" and 0.0 < calibration.cosine_threshold < 1.0
     assert not (base_model_path / paraphrase.CALIBRATION_FILE).exists()

@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes, the rule for output folders, and reading texts the way every command reads them.
+"""Small file helpers: atomic writes, the rule for output folders, and strict UTF-8 reading.
 
 Everything anlam writes goes to a temporary sibling first and is renamed into place, so an
 interrupted or failed command never leaves a half-written file behind; a folder it writes
@@ -198,6 +198,18 @@ def write_json(target: PathLike, data: object) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def decode_utf8(data: bytes, source: str, first_line: int = 1) -> str:
+    """``data`` as UTF-8 (a leading byte-order mark dropped); invalid UTF-8 is an ``AnlamError`` naming ``source`` and the line.
+
+    ``first_line`` is the line ``data`` starts on, for a piece of a larger file.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = first_line + data[: exc.start].count(b"\n")
+        raise AnlamError(f"{source}: line {line}: invalid UTF-8") from None
+
+
 def read_text_file(path: PathLike) -> str:
     """Read a UTF-8 file; a missing file or invalid UTF-8 is an ``AnlamError`` naming it."""
     path = Path(path)
@@ -205,57 +217,20 @@ def read_text_file(path: PathLike) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise AnlamError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return decode_utf8(data, str(path))
+
+
+def read_json_file(path: PathLike) -> object:
+    """JSON from a UTF-8 file; an unreadable file or invalid JSON is an ``AnlamError`` naming it and the line."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise AnlamError(f"{path}: line {line}: invalid UTF-8 (byte {exc.start})") from None
+        return json.loads(read_text_file(path))
+    except json.JSONDecodeError as exc:
+        raise AnlamError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})") from None
 
 
 def read_json_object(path: PathLike) -> dict:
     """A JSON object from a UTF-8 file; unreadable, invalid JSON or another type is an ``AnlamError`` naming it."""
-    try:
-        data = json.loads(read_text_file(path))
-    except json.JSONDecodeError as exc:
-        raise AnlamError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})") from None
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise AnlamError(f"{path}: expected a JSON object")
     return data
-
-
-def parse_text_lines(lines: Iterable[str], source: str, plain: bool, field: str = "text") -> list[str]:
-    """Texts from JSON lines (``{"text": ...}``) or, with ``plain``, one text per line.
-
-    Blank lines are skipped. A line that is not a JSON object with a non-empty string
-    ``field`` raises ``AnlamError`` naming ``source`` and the line number.
-    """
-    texts: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if plain:
-            texts.append(line.rstrip("\r\n"))
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AnlamError(f"{source}: line {number}: not JSON ({exc.msg}); use --plain for plain text lines") from None
-        if not isinstance(record, dict) or not isinstance(record.get(field), str):
-            raise AnlamError(f'{source}: line {number}: expected an object with a string "{field}" field')
-        texts.append(record[field])
-    return texts
-
-
-def read_stdin_lines(source: str = "<stdin>") -> list[str]:
-    """Standard input as lines, decoded strictly as UTF-8 so bad bytes name their line."""
-    import sys
-
-    data = sys.stdin.buffer.read()
-    lines = data.split(b"\n")
-    out = []
-    for number, raw in enumerate(lines, start=1):
-        try:
-            out.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise AnlamError(f"{source}: line {number}: invalid UTF-8") from None
-    return out

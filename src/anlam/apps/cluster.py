@@ -25,7 +25,7 @@ import numpy as np
 
 from anlam.errors import AnlamError
 from anlam.io import atomic_path
-from anlam.models import Embedder
+from anlam.models import EmbedderLike
 from anlam.text import ascii_fold, tokens
 
 logger = logging.getLogger(__name__)
@@ -83,12 +83,12 @@ class ClusterResult:
                 "assignments": [{"cluster": c, "text": t} for c, t in zip(self.labels, self.texts)]}
 
 
-def cluster_texts(texts: Sequence[str], embedder: Embedder, k: int | None = None, method: str = "average",
+def cluster_texts(texts: Sequence[str], embedder: EmbedderLike, k: int | None = None, method: str = "average",
                   max_k: int = 12, min_cluster_size: int = 3, n_keywords: int = 5, seed: int = 42,
                   centre: bool = True, dims: int = 0, prompt: str = "query", batch_size: int = 32) -> ClusterResult:
     """Embed ``texts`` and cluster them; see ``cluster_embeddings``."""
     _check(len(texts), k, method, centre, dims)  # before the costly embedding
-    vectors = embedder.encode(list(texts), prompt=prompt, batch_size=batch_size, show_progress=len(texts) > 256)
+    vectors = embedder.encode(list(texts), prompt_name=prompt, batch_size=batch_size, show_progress=len(texts) > 256)
     return cluster_embeddings(texts, vectors, k=k, method=method, max_k=max_k, min_cluster_size=min_cluster_size,
                               n_keywords=n_keywords, seed=seed, centre=centre, dims=dims)
 
@@ -226,7 +226,7 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping[c] for c in labels.tolist()], dtype=int)
 
 
-def cluster_keywords(texts: Sequence[str], labels: Sequence[int], n: int = 5) -> dict[int, list[str]]:
+def cluster_keywords(texts: Sequence[str], labels: Sequence[int] | np.ndarray, n: int = 5) -> dict[int, list[str]]:
     """Top ``n`` keywords per cluster by class-based TF-IDF over Turkish-stemmed tokens.
 
     ``score(t, c) = tf(t, c) / |c| * log(1 + A / f(t))`` with ``A`` the mean number of tokens per
@@ -246,18 +246,18 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], n: int = 5) ->
             surface[stem][word] += 1
         return stems
 
-    labels = np.asarray(labels)
-    ids = sorted(set(labels.tolist()) - {NOISE})
+    label_array = np.asarray(labels)
+    ids = sorted(set(label_array.tolist()) - {NOISE})
     if not ids:
         return {}
-    keep = labels != NOISE
+    keep = label_array != NOISE
     try:
         counts = CountVectorizer(analyzer=analyse).fit(texts)
     except ValueError:  # no token survives (only stop words or numbers)
         return {c: [] for c in ids}
     vocab = counts.get_feature_names_out()
     matrix = counts.transform([t for t, k in zip(texts, keep) if k])
-    owner = labels[keep]
+    owner = label_array[keep]
     per_class = np.vstack([np.asarray(matrix[owner == c].sum(axis=0)).ravel() for c in ids]).astype(float)
     tf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1)
     idf = np.log1p(per_class.sum(axis=1).mean() / np.maximum(per_class.sum(axis=0), 1))

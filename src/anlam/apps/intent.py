@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anlam.apps.tables import read_text_columns
+from anlam.data import read_columns
 from anlam.errors import AnlamError
 from anlam.io import atomic_path, read_text_file
-from anlam.models import Embedder, anlam_home
+from anlam.models import EmbedderLike, anlam_home
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def out_of_scope_texts() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _reference_vectors(embedder: Embedder, prompt: str) -> np.ndarray:
+def _reference_vectors(embedder: EmbedderLike, prompt: str) -> np.ndarray:
     """Embeddings of ``out_of_scope_texts()``, cached under ``$ANLAM_HOME/cache`` per model file.
 
     The cache saves every ``anlam intent`` call from re-embedding 300 sentences; it is keyed by
@@ -117,7 +117,7 @@ def _reference_vectors(embedder: Embedder, prompt: str) -> np.ndarray:
     texts = out_of_scope_texts()
     weights = Path(embedder.path) / "model.safetensors"
     if not weights.is_file():
-        return embedder.encode(texts, prompt=prompt)
+        return embedder.encode(texts, prompt_name=prompt)
     stat = weights.stat()
     key = hashlib.sha1("\n".join([str(weights.resolve()), str(stat.st_size), str(stat.st_mtime_ns),
                                    prompt, *texts]).encode("utf-8")).hexdigest()
@@ -128,7 +128,7 @@ def _reference_vectors(embedder: Embedder, prompt: str) -> np.ndarray:
             return vectors
     except (OSError, ValueError, EOFError):
         pass  # not cached yet, or unreadable: embed again
-    vectors = embedder.encode(texts, prompt=prompt)
+    vectors = embedder.encode(texts, prompt_name=prompt)
     try:
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.save(fh, vectors)
@@ -175,7 +175,7 @@ class IntentMatcher:
         AnlamError: bad intents, method, k or threshold.
     """
 
-    def __init__(self, embedder: Embedder, intents: Mapping[str, Sequence[str]], method: str = "knn",
+    def __init__(self, embedder: EmbedderLike, intents: Mapping[str, Sequence[str]], method: str = "knn",
                  k: int = 3, threshold: float | str | None = AUTO, prompt: str = "query",
                  out_of_scope: Sequence[str] | None = None) -> None:
         if method not in METHODS:
@@ -191,13 +191,13 @@ class IntentMatcher:
         groups = [self.intents[name] for name in self.names] + ([self.unknown_examples] if self.unknown_examples else [])
         examples = [e for group in groups for e in group]
         self._owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
-        self._examples = embedder.encode(examples, prompt=prompt, show_progress=len(examples) > 256)
+        self._examples = embedder.encode(examples, prompt_name=prompt, show_progress=len(examples) > 256)
         sums = np.stack([self._examples[self._owner == j].sum(axis=0) for j in range(len(groups))])
         self._centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
         self.threshold: float | None = None
         if self.auto:
             self._reference = (_reference_vectors(embedder, prompt) if out_of_scope is None
-                               else embedder.encode(list(out_of_scope), prompt=prompt))
+                               else embedder.encode(list(out_of_scope), prompt_name=prompt))
             if len(self._reference) < 2:
                 raise AnlamError("the automatic threshold needs at least 2 out-of-scope texts")
             self.threshold = self._auto_threshold()
@@ -208,8 +208,12 @@ class IntentMatcher:
                 raise AnlamError(f"threshold must be {AUTO!r}, {NONE!r} or a number, got {threshold!r}") from None
 
     @classmethod
-    def from_yaml(cls, path: PathLike, embedder: Embedder, **kwargs) -> IntentMatcher:
-        """A matcher for the intents file at ``path``; ``kwargs`` as for the constructor."""
+    def from_yaml(cls, path: PathLike, embedder: EmbedderLike, **kwargs) -> IntentMatcher:
+        """A matcher for the intents file at ``path`` (``load_intents``); ``kwargs`` as for the constructor.
+
+        Raises:
+            AnlamError: a malformed intents file (see ``load_intents``), or bad options.
+        """
         return cls(embedder, load_intents(path), **kwargs)
 
     def _scores(self, vectors: np.ndarray) -> np.ndarray:
@@ -246,7 +250,7 @@ class IntentMatcher:
         return self._scores(self._encode(texts))[:, :len(self.names)]
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embedder.encode(list(texts), prompt=self.prompt, show_progress=len(texts) > 256)
+        return self.embedder.encode(list(texts), prompt_name=self.prompt, show_progress=len(texts) > 256)
 
     def match(self, texts: Sequence[str], top: int = 3) -> list[IntentMatch]:
         """The best intent for each text (or "unknown"), with the ``top`` intents and their scores."""
@@ -260,13 +264,13 @@ class IntentMatcher:
             outside = self._out_of_scope(vectors)
             answered = best - outside >= self.threshold
         else:
-            outside = [None] * len(texts)
+            outside = np.full(len(texts), np.nan)  # no out-of-scope score without --threshold auto
             answered = best >= self.threshold if self.threshold is not None else np.ones(len(texts), dtype=bool)
         if self.unknown_examples:
             answered &= best > groups[:, -1]
         order = np.argsort(-scores, axis=1)[:, :top]
         return [IntentMatch(self.names[ranked[0]] if ok else UNKNOWN, float(score),
-                            [(self.names[j], float(row[j])) for j in ranked], None if out is None else float(out))
+                            [(self.names[j], float(row[j])) for j in ranked], None if np.isnan(out) else float(out))
                 for row, ranked, score, ok, out in zip(scores, order, best, answered, outside)]
 
 
@@ -277,7 +281,7 @@ def load_intent_eval(path: PathLike, intents: Sequence[str], text: str = "text",
         AnlamError: a missing column, an empty text, or an intent that is neither in ``intents``
             nor "unknown" (row named).
     """
-    texts, labels = read_text_columns(path, [text, label])
+    texts, labels = read_columns(path, [text, label])
     known = set(intents) | {UNKNOWN}
     for row, value in enumerate(labels, start=1):
         if value not in known:

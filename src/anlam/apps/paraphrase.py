@@ -10,7 +10,6 @@ model) under ``$ANLAM_HOME/calibrations`` keyed by the model folder's checksum.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -20,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from anlam.data import read_columns
 from anlam.errors import AnlamError
-from anlam.apps.tables import read_text_columns
 from anlam.io import check_output_file, read_text_file, write_json
-from anlam.models import Embedder
+from anlam.models import Embedder, EmbedderLike
+from anlam.models.checksum import model_checksum
 from anlam.text import search_key
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Calibration:
         return calibration
 
 
-def fit_calibration(cosines: Sequence[float], labels: Sequence[float], prompt: str = "query", source: str = "") -> Calibration:
+def fit_calibration(cosines: Sequence[float] | np.ndarray, labels: Sequence[float], prompt: str = "query", source: str = "") -> Calibration:
     """Fit the logistic curve and the F1-best threshold on pair cosines; ``label >= 0.5`` is positive.
 
     Raises:
@@ -157,7 +157,7 @@ def fit_calibration(cosines: Sequence[float], labels: Sequence[float], prompt: s
                        positives=n_pos, f1=round(float(f1[best]), 4), auc=round(auc, 4), source=source)
 
 
-def pair_cosines(embedder: Embedder, pairs: Sequence[Pair], prompt: str = "query", batch_size: int = 32) -> np.ndarray:
+def pair_cosines(embedder: EmbedderLike, pairs: Sequence[Pair], prompt: str = "query", batch_size: int = 32) -> np.ndarray:
     """Cosine similarity of each pair; every distinct text is embedded once.
 
     Two texts with the same ``search_key`` (they differ only in case, Turkish letters typed as
@@ -167,14 +167,14 @@ def pair_cosines(embedder: Embedder, pairs: Sequence[Pair], prompt: str = "query
     if not texts:
         return np.zeros(0, dtype=np.float32)
     row = {t: i for i, t in enumerate(texts)}
-    vectors = embedder.encode(texts, prompt=prompt, batch_size=batch_size, show_progress=len(texts) > 256)
+    vectors = embedder.encode(texts, prompt_name=prompt, batch_size=batch_size, show_progress=len(texts) > 256)
     a = vectors[[row[p[0]] for p in pairs]]
     b = vectors[[row[p[1]] for p in pairs]]
     same = np.array([search_key(x) == search_key(y) for x, y in pairs])
     return np.where(same, 1.0, np.clip((a * b).sum(axis=1), -1.0, 1.0)).astype(np.float32)
 
 
-def calibrate(embedder: Embedder, pairs: Sequence[Pair], labels: Sequence[float], source: str = "",
+def calibrate(embedder: EmbedderLike, pairs: Sequence[Pair], labels: Sequence[float], source: str = "",
               prompt: str = "query", save: bool = True) -> Calibration:
     """Calibrate ``embedder`` on labelled pairs and (with ``save``) store it in its model folder.
 
@@ -227,7 +227,7 @@ def mltr_calibration_pairs(split: str = "dev", negatives: Sequence[str] | None =
     return pairs, [1.0 if g == "paraphrase" else 0.0 for g in frame["grade"]]
 
 
-def default_calibration(embedder: Embedder, cache_dir: PathLike | None = None) -> Calibration:
+def default_calibration(embedder: EmbedderLike, cache_dir: PathLike | None = None) -> Calibration:
     """Calibrate on ML-TR dev, once: the result is cached (the built-in models' come with anlam).
 
     Args:
@@ -274,17 +274,6 @@ def stored_calibration(folder: PathLike, cache_dir: PathLike | None = None) -> C
     return None
 
 
-def model_checksum(folder: PathLike) -> str:
-    """sha256 over a model folder's files, names and contents (README.md and a calibration do not count)."""
-    root = Path(folder)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (CALIBRATION_FILE, "README.md")):
-        with path.open("rb") as handle:
-            digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class ParaphraseResult:
     probability: float
@@ -303,12 +292,12 @@ class ParaphraseDetector:
         calibration: the cosine -> probability mapping and threshold.
     """
 
-    def __init__(self, embedder: Embedder, calibration: Calibration) -> None:
+    def __init__(self, embedder: EmbedderLike, calibration: Calibration) -> None:
         self.embedder = embedder
         self.calibration = calibration
 
     @classmethod
-    def from_model(cls, model: Embedder | PathLike | None = None, calibration: Calibration | None = None,
+    def from_model(cls, model: EmbedderLike | PathLike | None = None, calibration: Calibration | None = None,
                    device: str | None = None) -> ParaphraseDetector:
         """A detector for a model folder (or loaded ``Embedder``) with its stored calibration.
 
@@ -318,15 +307,13 @@ class ParaphraseDetector:
         Raises:
             AnlamError: the model cannot be loaded, or no calibration can be had.
         """
-        embedder = model if isinstance(model, Embedder) else Embedder.from_pretrained(model, device=device)
+        embedder = (Embedder.from_pretrained(model, device=device) if model is None or isinstance(model, (str, Path))
+                    else model)
         calibration = calibration or Calibration.load(embedder.path) or default_calibration(embedder)
         return cls(embedder, calibration)
 
     def cosines(self, pairs: Sequence[Pair]) -> np.ndarray:
         return pair_cosines(self.embedder, pairs, self.calibration.prompt)
-
-    def predict_proba(self, pairs: Sequence[Pair]) -> np.ndarray:
-        return self.calibration.probability(self.cosines(pairs))
 
     def predict(self, pairs: Sequence[Pair]) -> list[ParaphraseResult]:
         """One result per pair, in order."""
@@ -367,7 +354,7 @@ def find_duplicates(texts: Sequence[str], detector: ParaphraseDetector, neighbou
         raise AnlamError("no texts to de-duplicate (empty corpus)")
     calibration = detector.calibration
     cut = calibration.cosine_at(threshold) if threshold is not None else calibration.cosine_threshold
-    vectors = detector.embedder.encode(list(texts), prompt=calibration.prompt, batch_size=batch_size,
+    vectors = detector.embedder.encode(list(texts), prompt_name=calibration.prompt, batch_size=batch_size,
                                        show_progress=len(texts) > 256)
     first: dict[str, int] = {}
     for i, text in enumerate(texts):
@@ -406,17 +393,13 @@ def read_pairs(path: PathLike, columns: Sequence[str] | None = None, labelled: b
     """
     import pandas as pd
 
-    from anlam.data import load_pairs, read_table
+    from anlam.data import load_pairs
 
     wanted = list(columns or PAIR_COLUMNS[: 3 if labelled else 2])
     if len(wanted) != (3 if labelled else 2):
         need = "three names: text,text,label" if labelled else "two names: text,text"
         raise AnlamError(f"--columns needs {need}; got {','.join(wanted)}")
     if not labelled:
-        first, second = read_text_columns(path, wanted, "; name them with --columns")
+        first, second = read_columns(path, wanted, "; name them with --columns")
         return pd.DataFrame({"sentence_0": first, "sentence_1": second})
-    if columns:
-        missing = [c for c in wanted if c not in read_table(path).columns]
-        if missing:
-            raise AnlamError(f"{path}: no column {', '.join(map(repr, missing))} given by --columns")
     return load_pairs(path, dict(zip(wanted, PAIR_COLUMNS)) if columns else None)

@@ -7,7 +7,7 @@ import io
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,38 +27,23 @@ from anlam.apps import (
     read_pairs,
 )
 from anlam.apps.intent import AUTO, NONE
-from anlam.apps.tables import read_text_columns
 from anlam.cli import app
-from anlam.cli.common import gather_texts, print_jsonl, print_table, stderr
+from anlam.cli.common import print_jsonl, print_table, stderr
 from anlam.cli.core import ModelOpt
+from anlam.data import read_texts
 from anlam.errors import AnlamError
-from anlam.io import check_output_file, parse_text_lines, read_stdin_lines, read_text_file, write_json, write_text
+from anlam.io import check_output_file, write_json, write_text
 from anlam.models import Embedder
 from anlam.text import ascii_fold, tr_casefold
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines on stdout, for programs.")]
-ColumnOpt = Annotated[str, typer.Option("--column", help="Text column of a CSV/TSV/JSONL corpus.")]
+ColumnOpt = Annotated[str, typer.Option("--column", help="Text field or column of a JSONL/CSV/TSV/JSON/Parquet corpus.")]
 PlainOpt = Annotated[bool, typer.Option(help="FILE has one text per line (default for .txt).")]
-CorpusArg = Annotated[Path, typer.Argument(help="Corpus: .txt (a text per line), .csv/.tsv/.jsonl (--column), or - for stdin.")]
+CorpusArg = Annotated[Path, typer.Argument(help="Corpus: .txt (a text per line), .jsonl/.csv/.tsv/.json/.parquet (--column), or - for JSON lines on stdin.")]
 
 
 def _columns(value: str | None) -> list[str] | None:
     return [c.strip() for c in value.split(",")] if value else None
-
-
-def _read_corpus(file: Path, column: str, plain: bool) -> list[str]:
-    """Texts of a corpus file, by its suffix; ``-`` reads JSON lines (or plain lines) from stdin."""
-    if str(file) == "-":
-        texts = parse_text_lines(read_stdin_lines(), "<stdin>", plain, field=column)
-    elif plain or file.suffix.lower() == ".txt":
-        texts = parse_text_lines(read_text_file(file).splitlines(), str(file), True)
-    elif file.suffix.lower() in (".jsonl", ".ndjson"):
-        texts = parse_text_lines(read_text_file(file).splitlines(), str(file), False, field=column)
-    else:
-        texts = read_text_columns(file, [column])[0]
-    if not texts:
-        raise AnlamError(f"{file}: no texts (empty corpus)")
-    return texts
 
 
 def _write_rows(path: Path, header: list[str], rows: list[list[object]]) -> None:
@@ -147,9 +132,9 @@ def dedup(
     _check_out(out, (".csv", ".json"))
     if neighbours < 1:
         raise AnlamError(f"--neighbours must be at least 1, got {neighbours}")
-    texts = _read_corpus(file, column, plain)
+    texts = read_texts(file, column, plain)
     groups = find_duplicates(texts, ParaphraseDetector.from_model(model), neighbours=neighbours, threshold=threshold)
-    records = [{"group": g, "items": [{"index": i, "text": texts[i], "probability": p}
+    records: list[dict[str, Any]] = [{"group": g, "items": [{"index": i, "text": texts[i], "probability": p}
                                       for i, p in zip(group.indices, [None, *group.probabilities])]}
                for g, group in enumerate(groups)]
     rows = [[r["group"], item["index"], item["probability"], item["text"]] for r in records for item in r["items"]]
@@ -205,7 +190,7 @@ def cluster(
         raise AnlamError("-k does not apply to hdbscan: it finds the number of clusters itself")
     _check_out(out, (".csv", ".json"))
     _check_out(map_png, (".png",), "--map")
-    texts = _read_corpus(file, column, plain)
+    texts = read_texts(file, column, plain)
     result = cluster_texts(texts, Embedder.from_pretrained(model), k=k, method=method.value, max_k=max_k,
                            min_cluster_size=min_size, n_keywords=keywords, centre=centre, dims=dims)
     if out is not None:
@@ -234,7 +219,7 @@ class IntentMethod(str, Enum):
 def intent(
     intents: Annotated[Path, typer.Option("--intents", help="YAML: intent name -> list of example utterances.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts; if none, read --file or stdin.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help='JSON lines {"text": ...} (or plain lines).')] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help='Texts: .txt (a text per line), .jsonl {"text": ...} or a table with a text column.')] = None,
     plain: PlainOpt = False,
     method: Annotated[IntentMethod, typer.Option(help="knn: mean of the k closest examples; centroid: closest mean example.")] = IntentMethod.knn,
     k: Annotated[int, typer.Option("-k", help="Neighbours per intent for knn.")] = 3,
@@ -254,9 +239,7 @@ def intent(
         _check_out(confusion, (".png",), "--confusion")
         eval_texts, labels = load_intent_eval(eval_file, list(examples))
     else:
-        items = gather_texts(texts or [], file, plain)
-        if not items:
-            raise AnlamError("no input texts")
+        items = list(texts) if texts else read_texts(file or Path("-"), plain=plain)
     matcher = IntentMatcher(Embedder.from_pretrained(model), examples, method=method.value, k=k, threshold=abstain)
     if eval_file is not None:
         report = evaluate_intents(matcher, eval_texts, labels)

@@ -1,28 +1,16 @@
-"""Helpers the command modules share: reading texts, printing JSON lines and tables."""
+"""Helpers the command modules share: printing JSON lines and tables (texts are read by ``anlam.data.read_texts``)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from anlam.io import parse_text_lines, read_stdin_lines, read_text_file
-
 stderr = Console(stderr=True)
 stdout = Console(highlight=False)
-
-
-def gather_texts(args: Sequence[str], file: Path | None, plain: bool) -> list[str]:
-    """Texts from arguments, else from ``file``, else from stdin (JSON lines, or plain lines)."""
-    if args:
-        return list(args)
-    if file is not None:
-        return parse_text_lines(read_text_file(file).splitlines(), str(file), plain)
-    return parse_text_lines(read_stdin_lines(), "<stdin>", plain)
 
 
 def print_jsonl(records: Iterable[object]) -> None:

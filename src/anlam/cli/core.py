@@ -10,7 +10,8 @@ import numpy as np
 import typer
 
 from anlam.cli import app
-from anlam.cli.common import gather_texts, print_jsonl, print_table, stdout
+from anlam.cli.common import print_jsonl, print_table, stdout
+from anlam.data import read_texts
 from anlam.errors import AnlamError
 from anlam.io import atomic_path, check_output_file, read_json_object
 from anlam.models import Embedder, builtin_models, ensure_default_base, ensure_shipped, pack, shipped_available
@@ -96,7 +97,7 @@ def _built(record: dict) -> str:
 @app.command()
 def encode(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts; if none, read --file or stdin.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON lines {\"text\": ...} (or plain lines).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Texts: .txt (a text per line), .jsonl {\"text\": ...} or a table with a text column.")] = None,
     plain: Annotated[bool, typer.Option(help="Input is one text per line, not JSON lines.")] = False,
     model: ModelOpt = None,
     prompt: Annotated[Prompt, typer.Option(help="Prompt name the model defines.")] = Prompt.query,
@@ -111,17 +112,15 @@ def encode(
         raise AnlamError(f"{out}: --out must end in .npy or .parquet")
     if out is not None:
         check_output_file(out)
-    items = gather_texts(texts or [], file, plain)
-    if not items:
-        raise AnlamError("no input texts")
+    items = list(texts) if texts else read_texts(file or Path("-"), plain=plain)
     if precision is Precision.fp32:
         embedder = Embedder.from_pretrained(model)
     else:
         from anlam.export.fast import resolve_weights
 
         embedder = Embedder.from_pretrained(resolve_weights(model, precision.value).path)
-    vectors = embedder.encode(items, prompt=prompt.value, dim=dim, batch_size=batch_size, long=long.value,
-                              show_progress=len(items) > 256)
+    vectors = embedder.encode(items, prompt_name=prompt.value, truncate_dim=dim, batch_size=batch_size,
+                              long=long.value, show_progress=len(items) > 256)
     if out is None:
         print_jsonl(np.round(vectors.astype(np.float64), 6).tolist())  # numpy rounds all at once: half the time
     elif out.suffix == ".npy":
@@ -147,7 +146,7 @@ def similarity(
     """Cosine similarity of every pair of texts, as a table."""
     if len(texts) < 2:
         raise AnlamError("similarity needs at least two texts")
-    vectors = Embedder.from_pretrained(model).encode(texts, prompt=prompt.value)
+    vectors = Embedder.from_pretrained(model).encode(texts, prompt_name=prompt.value)
     matrix = (vectors @ vectors.T).round(4).tolist()
     if json_out:
         print_jsonl([{"texts": texts, "matrix": matrix}])

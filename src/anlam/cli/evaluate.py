@@ -35,7 +35,7 @@ def eval_command(
     from anlam.evaluate import UserData, run_suite
 
     user = UserData(pairs, columns, scale, queries, corpus, qrels)
-    report = run_suite(models or ["base"], out, user, task, device, split, overwrite)
+    report = run_suite(models or ["base"], out, user=user, tasks=task, device=device, split=split, overwrite=overwrite)
     if json_out:
         print_jsonl([{k: report[k] for k in ("models", "split", "metrics", "harm")}])
     else:
@@ -56,9 +56,10 @@ def mteb_command(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per task with every metric.")] = False,
 ) -> None:
     """Run the mteb package offline on local tasks built from STSb-TR and ML-TR test."""
-    from anlam.mteb_local import BUILTIN, run_mteb
+    from anlam.evaluate.mteb import BUILTIN, run_mteb
 
-    scores = run_mteb(model or "base", task, out, device, batch_size, show_progress=True, overwrite=overwrite)
+    scores = run_mteb(model or "base", task, out=out, device=device, batch_size=batch_size, show_progress=True,
+                      overwrite=overwrite)
     if json_out:
         print_jsonl([{"task": name} | metrics for name, metrics in scores.items()])
     else:

@@ -29,17 +29,19 @@ class Format(str, Enum):
 
 
 def _texts(corpus: list[Path] | None) -> list[str] | None:
-    from anlam.export import read_corpus
+    """Every text of every --corpus file (each text column of a table), cleaned, each once."""
+    from anlam.data import read_texts
+    from anlam.export import unique_texts
 
-    return read_corpus(corpus) if corpus else None
+    return unique_texts(text for path in corpus for text in read_texts(path, column=None)) if corpus else None
 
 
 @app.command("export")
 def export(
+    out: OutOpt,
     model: ModelArg = None,
     fmt: Annotated[Format, typer.Option(
         "--format", "-f", help="onnx, onnx-int8, openvino-int8 (the fastest) or static.")] = Format.openvino_int8,
-    out: OutOpt = ...,
     corpus: CorpusOpt = None,
     calibration_size: Annotated[int, typer.Option(help="Texts that calibrate openvino-int8.")] = 300,
     pca_dims: Annotated[int, typer.Option(help="Dimension of static embeddings (0: the model's).")] = 256,
@@ -60,8 +62,8 @@ def export(
 
 @base_app.command("prune-vocab")
 def prune_vocab(
+    out: OutOpt,
     model: ModelArg = None,
-    out: OutOpt = ...,
     corpus: CorpusOpt = None,
     check: Annotated[Path | None, typer.Option(help="Texts (one per line) to measure the change on "
                                                     "(default: ML-TR and STSb-TR test sentences).")] = None,
@@ -69,10 +71,10 @@ def prune_vocab(
     json_out: JsonOpt = False,
 ) -> None:
     """Keep only the vocabulary Turkish and English text uses; report size and quality change."""
+    from anlam.data import read_texts
     from anlam.export import prune_vocab as prune
-    from anlam.io import read_text_file
 
-    check_texts = [t for t in read_text_file(check).splitlines() if t.strip()] if check else None
+    check_texts = read_texts(check, plain=True) if check else None
     with stderr.status("pruning the vocabulary..."):
         report = prune(model, out, texts=_texts(corpus), check_texts=check_texts, overwrite=overwrite)
     if json_out:

@@ -12,8 +12,8 @@ import typer
 from anlam.cli import app
 from anlam.cli.common import print_jsonl, print_table, stdout
 from anlam.cli.core import PrecisionOpt
+from anlam.data import read_records
 from anlam.errors import AnlamError
-from anlam.io import read_stdin_lines, read_text_file
 from anlam.search import Index
 from anlam.search.hybrid import DENSE_WEIGHT
 from anlam.search.store import DEFAULT_ANN_THRESHOLD, DEFAULT_EF_SEARCH
@@ -103,7 +103,7 @@ def search(
     k: Annotated[int, typer.Option("-k", "--top-k", help="Hits per query.")] = 10,
     mode: Annotated[Mode, typer.Option(help="dense, bm25, or hybrid (z-score fusion of both, see docs/search.md).")] = Mode.hybrid,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value on document metadata (id = document id); repeatable.")] = None,
-    queries: Annotated[Path | None, typer.Option(help="JSON lines {\"query\": ...} ('-' = stdin); one JSON line of hits per query.")] = None,
+    queries: Annotated[Path | None, typer.Option(help="JSON lines {\"query\": ...} ('-' = stdin) or a table with a query column; one JSON line of hits per query.")] = None,
     dense_weight: Annotated[float, typer.Option(help="Weight of the dense side against BM25's 1 in hybrid mode, for a four-word query (shorter queries lean more on dense, longer ones on BM25).")] = DENSE_WEIGHT,
     model: ModelOpt = None,
     json_out: JsonOpt = False,
@@ -113,13 +113,14 @@ def search(
         raise AnlamError("give either a QUERY or --queries FILE")
     opened = Index.load(index, None if model is None else str(model))
     if queries is not None:
-        records = _read_queries(queries)
+        records = read_records(queries, "query")
         for start in range(0, len(records), 256):
             batch = records[start : start + 256]
             results = opened.search_many([r["query"] for r in batch], k=k, mode=mode.value, filter=filters or None,
                                          dense_weight=dense_weight)
             print_jsonl({**r, "hits": [h.to_dict() for h in hits]} for r, hits in zip(batch, results))
         return
+    assert query is not None  # one of the two, checked above
     hits = opened.search(query, k=k, mode=mode.value, filter=filters or None, dense_weight=dense_weight)
     if json_out:
         print_jsonl([{"query": query, "hits": [h.to_dict() for h in hits]}])
@@ -130,25 +131,6 @@ def search(
         where = ", ".join(p for p in (h.heading or h.title, f"passage {h.position}") if p)
         text = h.text if len(h.text) <= 300 else h.text[:297] + "..."
         stdout.print(f"{rank:>2}. {h.score:.4f}  {h.id}  ({where})\n    {text}", markup=False, soft_wrap=True)
-
-
-def _read_queries(path: Path) -> list[dict]:
-    source = "<stdin>" if str(path) == "-" else str(path)
-    lines = read_stdin_lines() if source == "<stdin>" else read_text_file(path).splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AnlamError(f"{source}: line {number}: not JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("query"), str) or not record["query"].strip():
-            raise AnlamError(f'{source}: line {number}: expected an object with a non-empty string "query" field')
-        records.append(record)
-    if not records:
-        raise AnlamError(f"{source}: no queries")
-    return records
 
 
 def _print_info(index: Index, json_out: bool) -> None:

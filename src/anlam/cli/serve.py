@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -64,7 +64,8 @@ def serve(
         if precision is not None and precision.value not in ("auto", recorded.get("precision", "fp32")):
             logger.warning("%s was built with %s weights; its queries use the same (--precision %s ignored)",
                            index, recorded.get("precision", "fp32"), precision.value)
-        embedder = opened.embedder  # loads the index's weights and checks they match it
+        # loads the index's weights and checks they match it; from a path, always an Embedder
+        embedder = cast(Embedder, opened.embedder)
         source = recorded["path"]
     else:
         from anlam.export.fast import resolve_weights

@@ -37,7 +37,8 @@ def train_command(
 
     recipe = load_recipe(preset, config, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
                          save_steps=save_steps, freeze_embeddings=freeze_embeddings)
-    result = train(out, recipe, base, data, columns, scale, device, overwrite, resume, evaluate)
+    result = train(out, recipe, base=base, data=data, columns=columns, scale=scale, device=device,
+                   overwrite=overwrite, resume=resume, evaluate=evaluate)
     if not result.main:
         return
     print_table("training log", ["Epoch", "Step", "Training Loss"],

@@ -1,4 +1,4 @@
-"""Data: pair files (any format, validated), the ML-TR corpus and the public Turkish sets.
+"""Data: reading texts and documents from files, pair files (validated), the ML-TR corpus and the public Turkish sets.
 
 ``mltr_*`` read the built ML-TR sets shipped in ``anlam/data/mltr`` (rebuild them with
 ``anlam data build --out src/anlam/data/mltr --overwrite``); ``load_pairs`` reads a user's own pair file.
@@ -14,8 +14,9 @@ import pandas as pd
 
 from anlam.data.bank import Concept, load_bank
 from anlam.data.builder import GRADE_RANGES, SPLITS, build_all, write_all
-from anlam.data.pairs import PairReport, check_pairs, load_pairs, parse_columns, read_table
+from anlam.data.pairs import PairReport, check_pairs, load_pairs, parse_columns
 from anlam.data.public import stsb_tr, tqp
+from anlam.data.readers import Document, read_columns, read_documents, read_records, read_table, read_texts
 from anlam.errors import AnlamError
 from anlam.io import DATA_BUILD, check_output_folder
 
@@ -23,6 +24,7 @@ __all__ = [
     "GRADE_RANGES",
     "SPLITS",
     "Concept",
+    "Document",
     "PairReport",
     "build_corpus",
     "check_pairs",
@@ -34,7 +36,11 @@ __all__ = [
     "mltr_retrieval",
     "mltr_triplets",
     "parse_columns",
+    "read_columns",
+    "read_documents",
+    "read_records",
     "read_table",
+    "read_texts",
     "stsb_tr",
     "tqp",
 ]

@@ -222,7 +222,8 @@ def heading_retrieval(blocks: pd.DataFrame) -> Retrieval:
     """
     paragraphs = _paragraphs(blocks)
     corpus = {f"p{i}": text for i, text in zip(paragraphs.index, paragraphs["tr"])}
-    queries, qrels = {}, {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, set[str]] = {}
     for (_, heading), group in paragraphs[~paragraphs["generic"]].groupby(["section", "heading"], sort=True):
         if not heading:
             continue

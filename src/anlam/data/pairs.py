@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anlam.data.readers import check_columns, read_table
 from anlam.errors import AnlamError
 
 PathLike = Path | str
@@ -52,31 +53,6 @@ def parse_columns(spec: str | None) -> dict[str, str] | None:
     if len(names) != 3 or not all(names):
         raise AnlamError(f"--columns wants three names 'first,second,label', got {spec!r}")
     return dict(zip(names, SCHEMA))
-
-
-def read_table(path: PathLike) -> pd.DataFrame:
-    """Read any supported table format into a DataFrame of strings and numbers."""
-    path = Path(path)
-    if not path.exists():
-        raise AnlamError(f"{path}: file does not exist")
-    try:
-        if path.is_dir():
-            from datasets import load_from_disk
-
-            return load_from_disk(str(path)).to_pandas()
-        suffix = path.suffix.lower()
-        if suffix in (".csv", ".tsv", ".tab"):
-            return pd.read_csv(path, sep="\t" if suffix != ".csv" else ",", encoding="utf-8", keep_default_na=False,
-                               dtype=str)
-        if suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8", dtype=False)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-    except UnicodeDecodeError as exc:
-        raise AnlamError(f"{path}: invalid UTF-8 (byte {exc.start})") from None
-    except (ValueError, OSError) as exc:
-        raise AnlamError(f"{path}: cannot read ({exc})") from None
-    raise AnlamError(f"{path}: unsupported format {path.suffix!r} (use .csv, .tsv, .jsonl, .parquet or a datasets folder)")
 
 
 def _rows(mask: np.ndarray) -> list[int]:
@@ -137,10 +113,7 @@ def _mapped(path: PathLike, columns: str | dict[str, str] | None) -> pd.DataFram
     frame = read_table(path)
     mapping = parse_columns(columns) if isinstance(columns, str) else columns
     if mapping:
-        missing = [name for name in mapping if name not in frame.columns]
-        if missing:
-            raise AnlamError(f"{path}: --columns names {', '.join(missing)} not in the file "
-                             f"(found: {', '.join(map(str, frame.columns))})")
+        check_columns(path, list(frame.columns), list(mapping), "; check --columns")
         frame = frame.rename(columns=mapping)
     return frame
 

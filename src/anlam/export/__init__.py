@@ -1,9 +1,13 @@
 """Fast CPU inference: export a model to ONNX (fp32, int8), OpenVINO int8 or static embeddings.
 
-Every exported folder carries ``anlam_export.json`` and loads back through
-``Embedder.from_pretrained`` (so ``anlam encode/index/serve --model DIR`` accept it), and in its
-own runtime directly: ``onnxruntime.InferenceSession(DIR/model.onnx)``,
+Every exported folder carries ``anlam_export.json`` (``anlam.models.manifest.read_manifest``) and
+loads back through ``Embedder.from_pretrained`` (``anlam.models.exported``; so ``anlam
+encode/index/serve --model DIR`` accept it), and in its own runtime directly:
+``onnxruntime.InferenceSession(DIR/model.onnx)``,
 ``openvino.Core().read_model(DIR/openvino_model.xml)``, ``model2vec.StaticModel.from_pretrained(DIR)``.
+
+Importing this package loads neither torch nor sentence-transformers: the exporters import them
+when they run.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from anlam.errors import AnlamError
-from anlam.export.corpus import default_texts, read_corpus, word_list
-from anlam.export.runtime import MANIFEST, load_exported, read_manifest
+from anlam.export.corpus import default_texts, unique_texts, word_list
 from anlam.io import EXPORT, PRUNED_MODEL, check_output_folder, output_folder
+from anlam.models.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +28,10 @@ FORMATS = ("onnx", "onnx-int8", "openvino-int8", "static")
 
 __all__ = [
     "FORMATS",
-    "MANIFEST",
     "default_texts",
     "export_model",
-    "load_exported",
     "prune_vocab",
-    "read_corpus",
-    "read_manifest",
+    "unique_texts",
     "word_list",
 ]
 

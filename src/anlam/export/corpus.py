@@ -10,14 +10,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
-from anlam.errors import AnlamError
-from anlam.io import read_text_file
 from anlam.text import clean, tokens
-
-PathLike = Path | str
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".parquet")
 
 
 def default_texts(splits: Sequence[str] = ("train", "dev")) -> list[str]:
@@ -34,30 +28,7 @@ def default_texts(splits: Sequence[str] = ("train", "dev")) -> list[str]:
         texts += [*pairs["sentence_0"], *pairs["sentence_1"], *queries.values(), *corpus.values()]
         for frame in (stsb_tr(split), tqp(split)):
             texts += [*frame["sentence_0"], *frame["sentence_1"]]
-    return _unique(texts)
-
-
-def read_corpus(paths: Sequence[PathLike]) -> list[str]:
-    """Texts from files: every text column of a table (CSV/TSV/JSONL/Parquet/datasets folder), else one per line.
-
-    Raises:
-        AnlamError: a file is missing, unreadable or holds no text.
-    """
-    from anlam.data import read_table
-
-    texts: list[str] = []
-    for path in map(Path, paths):
-        if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:
-            frame = read_table(path)
-            found = [v for column in frame.columns if frame[column].dtype == object
-                     for v in frame[column] if isinstance(v, str)]
-        else:
-            found = read_text_file(path).splitlines()
-        found = [t for t in found if t.strip()]
-        if not found:
-            raise AnlamError(f"{path}: no text found")
-        texts += found
-    return _unique(texts)
+    return unique_texts(texts)
 
 
 def word_list(texts: Iterable[str], min_count: int = 2, max_words: int = 50_000) -> list[str]:
@@ -76,5 +47,9 @@ def sample(texts: Sequence[str], n: int, seed: int = 0) -> list[str]:
     return random.Random(seed).sample(list(texts), n)
 
 
-def _unique(texts: Iterable[str]) -> list[str]:
+def unique_texts(texts: Iterable[str]) -> list[str]:
+    """``texts`` cleaned (NFC, one space, ASCII apostrophes), blank and repeated ones dropped, in order.
+
+    A user's corpus (``anlam.data.read_texts`` of each file) goes through this before an export reads it.
+    """
     return list(dict.fromkeys(clean(t) for t in texts if t and t.strip()))

@@ -19,7 +19,6 @@ calibrated on train splits only, so the dev sets are text it has not seen.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import logging
@@ -29,10 +28,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anlam.errors import AnlamError
-from anlam.export.runtime import MANIFEST, read_manifest, runtime_settings
 from anlam.io import write_json
+from anlam.models.checksum import model_checksum
+from anlam.models.manifest import MANIFEST, read_manifest, runtime_settings
+
+if TYPE_CHECKING:
+    from anlam.models import EmbedderLike
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ def resolve_weights(model: PathLike | None = None, precision: str = "auto", devi
     return Weights(str(folder), path, "int8", FAST_FORMAT, checksum)
 
 
-def weights_of(embedder) -> Weights:
+def weights_of(embedder: EmbedderLike) -> Weights:
     """The weights a loaded ``Embedder`` runs: an export's precision, else its own (fp32)."""
     path = str(embedder.path)
     manifest = read_manifest(path) if Path(path).is_dir() else None
@@ -215,66 +219,12 @@ def quality_verdict(floats: dict[str, float], int8: dict[str, float], max_loss: 
 def dev_quality(embedder) -> dict[str, float]:
     """The cheap dev check: bank question -> definition MRR@10, d2l-tr heading -> section MRR@10, STSb-TR Spearman.
 
-    The evaluation's own tasks (``anlam.evaluate``) on its dev splits; about 4,000 texts.
+    The evaluation's own figures on its dev splits (``anlam.evaluate.spot_check``, under the keys
+    ``anlam eval --split dev`` reports them); about 4,000 texts.
     """
-    from anlam.data import mltr_retrieval, stsb_tr
-    from anlam.data.d2l import d2l_blocks, heading_retrieval
-    from anlam.evaluate import _ir, _sts
+    from anlam.evaluate import spot_check
 
-    model = embedder.model
-    bank = _ir(model, *mltr_retrieval("dev"), "ml-tr-dev-retrieval")
-    d2l = _ir(model, *heading_retrieval(d2l_blocks("dev")), "d2l-dev-heading")
-    sts = _sts(stsb_tr("dev"), "stsb-tr-dev")(model)
-    return {
-        "ml-tr-dev-retrieval_cosine_mrr@10": round(float(bank["ml-tr-dev-retrieval_cosine_mrr@10"]), 4),
-        "d2l-dev-heading_cosine_mrr@10": round(float(d2l["d2l-dev-heading_cosine_mrr@10"]), 4),
-        "stsb-tr-dev_spearman_cosine": round(float(sts["stsb-tr-dev_spearman_cosine"]), 4),
-    }
-
-
-def model_checksum(folder: PathLike) -> str:
-    """sha256 over the files that make a sentence-transformers folder's model.
-
-    The folder's own files (weights, configs, tokenizer) and those of the modules ``modules.json``
-    names; not README.md, pictures, anlam's own records (``anlam_*.json``) or training checkpoints.
-    Each file's digest is remembered by path, size and modification time under ``exports_dir()``,
-    so a command does not read 500 MB of weights every time it starts.
-    """
-    root = Path(folder).resolve()
-    files = [p for p in root.iterdir() if p.is_file() and _counts(p.name)]
-    try:
-        modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        modules = []
-    for entry in modules if isinstance(modules, list) else []:
-        sub = root / str(entry.get("path", "")) if isinstance(entry, dict) else root
-        if sub != root and sub.is_dir() and sub.resolve().is_relative_to(root):
-            files += [p for p in sub.rglob("*") if p.is_file() and _counts(p.name)]
-    memo_file = exports_dir() / "checksums.json"
-    try:
-        memo = json.loads(memo_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        memo = {}
-    digest, changed = hashlib.sha256(), False
-    for path in sorted(set(files)):
-        stat = path.stat()
-        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-        if key not in memo:
-            with path.open("rb") as handle:
-                memo[key] = hashlib.file_digest(handle, "sha256").hexdigest()
-            changed = True
-        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0" + memo[key].encode("ascii"))
-    if changed:
-        memo = {key: value for key, value in memo.items() if Path(key.split("|")[0]).is_file()}  # forget deleted files
-        try:
-            write_json(memo_file, memo)
-        except OSError as exc:  # a read-only home: hash again next time
-            logger.info("cannot remember checksums in %s (%s)", memo_file, exc.strerror or exc)
-    return digest.hexdigest()
-
-
-def _counts(name: str) -> bool:
-    return not (name.startswith((".", "anlam_")) or name == "README.md" or name.endswith((".png", ".md")))
+    return {key: round(value, 4) for key, value in spot_check(embedder, "dev").items()}
 
 
 def _complete(folder: Path, checksum: str) -> dict | None:
@@ -312,4 +262,4 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 __all__ = ["FAST_FORMAT", "MAX_QUALITY_LOSS", "PRECISIONS", "Weights", "dev_quality", "ensure_int8", "export_precision",
-           "exports_dir", "model_checksum", "quality_verdict", "resolve_weights", "weights_of"]
+           "exports_dir", "quality_verdict", "resolve_weights", "weights_of"]

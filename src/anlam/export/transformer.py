@@ -20,8 +20,8 @@ import numpy as np
 
 from anlam.errors import AnlamError
 from anlam.export.corpus import sample
-from anlam.export.runtime import MANIFEST, MODULE_TYPE
 from anlam.io import write_json, write_text
+from anlam.models.manifest import MANIFEST, MODULE_TYPE
 
 logger = logging.getLogger(__name__)
 

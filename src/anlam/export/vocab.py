@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def prune_model(st_model, texts: Sequence[str]) -> dict:
 
     module = st_model[0]
     hf = getattr(module, "auto_model", None)
-    tokenizer = getattr(module, "tokenizer", None)
+    tokenizer: Any = getattr(module, "tokenizer", None)
     if hf is None or not getattr(tokenizer, "is_fast", False):
         raise AnlamError("vocabulary pruning needs a transformer model with a fast (tokenizer.json) tokenizer")
     backend = tokenizer.backend_tokenizer

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from anlam.errors import AnlamError
 from anlam.io import SHIPPED_MODEL, atomic_path, output_folder, read_json_object, read_text_file, write_json
@@ -238,9 +239,9 @@ def evaluation_summary(evaluation: dict | None, count: int = 3) -> str | None:
         return None
     tuned, base = runs[-1], runs[0] if len(runs) > 1 else {}
     # one headline per yardstick when the report has them: bank STS, real-text retrieval, general STS
-    headline = [next((k for k in tuned if k.startswith(prefix) and k.endswith(suffix)), None)
-                for prefix, suffix in (("ml-tr-", "_spearman_cosine"), ("d2l-", "-heading_cosine_mrr@10"),
-                                       ("stsb-tr-", "_spearman_cosine"))]
+    headline = [next((k for k in tuned if _task_and_metric(k) == wanted), None)
+                for wanted in (("ml-tr-sts", "spearman_cosine"), ("d2l-heading", "cosine_mrr@10"),
+                               ("stsb-tr", "spearman_cosine"))]
     keys = [k for k in headline if k] or [k for k in tuned if k.endswith(("_spearman_cosine", "_cosine_mrr@10"))]
     keys = keys or list(tuned)
     parts = []
@@ -248,6 +249,13 @@ def evaluation_summary(evaluation: dict | None, count: int = 3) -> str | None:
         change = f" ({tuned[key] - base[key]:+.3f})" if key in base else ""
         parts.append(f"{key} {tuned[key]:.3f}{change}")
     return ", ".join(parts) or None
+
+
+def _task_and_metric(key: str) -> tuple[str, str]:
+    """``"d2l-heading-test_cosine_mrr@10"`` -> ``("d2l-heading", "cosine_mrr@10")``: ``anlam eval``'s keys are
+    ``{task}-{split}_{metric}``, so the split is the name's last part."""
+    name, _, metric = key.partition("_")
+    return name.rsplit("-", 1)[0], metric
 
 
 def _metric_columns(evaluation: dict) -> dict[str, dict[str, float]]:
@@ -277,7 +285,7 @@ def _quantised_delta(tuned: dict, base: dict, run_dir: Path, base_dir: Path) -> 
     tuned = {name: value for name, value in tuned.items() if name in base}
     if extra:
         raise AnlamError(f"{run_dir}: weights do not match the base {base_dir} (tensor {extra[0]} is in only one)")
-    out = {}
+    out: dict[str, Any] = {}
     for name, value in tuned.items():
         if value.shape != base[name].shape:
             raise AnlamError(f"{run_dir}: tensor {name} has shape {tuple(value.shape)}, "

@@ -8,12 +8,12 @@ overlap of one sentence between neighbours keeps an answer that straddles a cut 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from anlam.data.readers import Document
 from anlam.errors import AnlamError
-from anlam.search.documents import Document
 from anlam.text import clean, tr_lower
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -98,18 +98,15 @@ class Chunker:
 
     def split(self, doc: Document) -> list[Passage]:
         """Passages of ``doc``, numbered from 0, each carrying its id, title, metadata and source."""
-        passages = []
+        passages: list[Passage] = []
         for heading, body in sections(doc.text):
             for text in self._pack(self._sentences(body)):
                 passages.append(Passage(doc.id, text, len(passages), doc.title, heading, doc.metadata, doc.source))
         return passages
 
-    def split_all(self, docs: Iterable[Document]) -> list[Passage]:
-        return [p for doc in docs for p in self.split(doc)]
-
     def _sentences(self, body: str) -> list[str]:
         """Sentences of every paragraph; a sentence over ``max_words`` is cut into word windows."""
-        out = []
+        out: list[str] = []
         for paragraph in re.split(r"\n\s*\n", body):
             for sentence in split_sentences(paragraph):
                 words = sentence.split()

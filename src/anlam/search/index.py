@@ -19,7 +19,6 @@ extended with a model whose embeddings differ.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -29,19 +28,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from anlam.data.readers import Document, read_documents
 from anlam.errors import AnlamError
-from anlam.io import SEARCH_INDEX, check_output_folder, write_json
+from anlam.io import SEARCH_INDEX, check_output_folder, read_json_file, write_json
 from anlam.search.chunking import Chunker, Passage
-from anlam.search.documents import Document, read_documents
 from anlam.search.hybrid import CANDIDATES, DENSE_WEIGHT, Fusion, fuse_pairs
 from anlam.search.letters import Letters
 from anlam.search.lexical import Lexical, query_words, terms_from_tokens
 from anlam.search.store import DEFAULT_ANN_THRESHOLD, DEFAULT_EF_SEARCH, EmbeddedStore, Filter, VectorStore
 from anlam.text import clean, tokens, tr_lower, tr_upper
+
+if TYPE_CHECKING:
+    from anlam.export.fast import Weights
+    from anlam.models import EmbedderLike
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +140,7 @@ class Index:
         store: the ``VectorStore`` holding passages and vectors.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], store: VectorStore, embedder=None,
+    def __init__(self, path: Path, manifest: dict[str, Any], store: VectorStore, embedder: EmbedderLike | None = None,
                  device: str | None = None) -> None:
         self.path = path
         self.manifest = manifest
@@ -156,7 +159,7 @@ class Index:
         cls,
         documents: Iterable[Document | PathLike],
         out: PathLike,
-        model=None,
+        model: EmbedderLike | PathLike | None = None,
         *,
         store: str = "embedded",
         max_words: int = 120,
@@ -172,7 +175,8 @@ class Index:
         """Build an index of ``documents`` (``Document`` objects and/or files and folders) at ``out``.
 
         Args:
-            model: a model folder, a loaded ``Embedder``, or ``None`` for the default built-in model.
+            model: a model folder, a loaded ``Embedder`` (or any ``EmbedderLike``), or ``None`` for the default
+                built-in model.
             precision: the model's own weights ("fp32"), its int8 export ("int8", built on first use)
                 or int8 where it passed its quality check ("auto"); see ``anlam.export.fast``. The
                 manifest records the weights, and every later search and add uses the same ones.
@@ -207,7 +211,7 @@ class Index:
                 **weights.record(),
                 "dim": int(embedder.dim),
                 "prompts": {name: embedder.prompt_text(name) for name in ("query", "passage")},
-                "probe": [round(float(x), 6) for x in embedder.encode([PROBE], prompt="query")[0]],
+                "probe": [round(float(x), 6) for x in embedder.encode([PROBE], prompt_name="query")[0]],
             },
             "normalisation": NORMALISATION,
             "chunking": {"max_words": max_words, "overlap": overlap},
@@ -234,7 +238,7 @@ class Index:
         return index
 
     @classmethod
-    def load(cls, path: PathLike, model=None, device: str | None = None) -> Index:
+    def load(cls, path: PathLike, model: EmbedderLike | PathLike | None = None, device: str | None = None) -> Index:
         """Open the index at ``path``; ``model`` (folder or ``Embedder``) overrides the recorded one.
 
         The current generation (vectors, BM25, letter table) is loaded now, whole. The model is
@@ -250,7 +254,7 @@ class Index:
         return cls._open(path, embedder, device)
 
     @classmethod
-    def _open(cls, path: Path, embedder, device: str | None) -> Index:
+    def _open(cls, path: Path, embedder: EmbedderLike | None, device: str | None) -> Index:
         stamp = _stamp(path)  # taken first: a commit after it shows as a change to ``latest``
         manifest = _read_manifest(path)
         index = cls(path, manifest, _open_store(path, manifest), embedder, device)
@@ -283,7 +287,7 @@ class Index:
     # -- the model -------------------------------------------------------------------------
 
     @property
-    def embedder(self):
+    def embedder(self) -> EmbedderLike:
         """The model, loaded on first use and refused if its embeddings differ from the index's."""
         if self._embedder is None:
             recorded = self.manifest["model"]
@@ -296,13 +300,13 @@ class Index:
             self._checked = True
         return self._embedder
 
-    def _check_model(self, embedder) -> None:
+    def _check_model(self, embedder: EmbedderLike) -> None:
         recorded = self.manifest["model"]
         probe = np.asarray(recorded["probe"], dtype=np.float32)
         same = int(embedder.dim) == recorded["dim"] and all(
             embedder.prompt_text(name) == text for name, text in recorded["prompts"].items())
         if same:
-            vector = embedder.encode([PROBE], prompt="query")[0]
+            vector = embedder.encode([PROBE], prompt_name="query")[0]
             same = float(vector @ probe / max(np.linalg.norm(probe), 1e-12)) >= PROBE_MIN_COSINE
         if not same:
             raise AnlamError(
@@ -312,11 +316,13 @@ class Index:
     @property
     def lexical(self) -> Lexical:
         """The BM25 side of this generation."""
+        assert self._lexical is not None, "loaded with the generation"
         return self._lexical
 
     @property
     def letters(self) -> Letters:
         """The word counts of this generation (for ``dense_query``)."""
+        assert self._letters is not None, "loaded with the generation"
         return self._letters
 
     # -- writing ---------------------------------------------------------------------------
@@ -358,7 +364,7 @@ class Index:
             raise AnlamError("the documents contain no text to index")
         texts = [p.context for p in passages]
         embedder = self.embedder if passages else None
-        vectors = (embedder.encode(texts, prompt="passage", batch_size=batch_size, show_progress=len(texts) > 256)
+        vectors = (embedder.encode(texts, prompt_name="passage", batch_size=batch_size, show_progress=len(texts) > 256)
                    if embedder is not None else np.zeros((0, self.manifest["model"]["dim"]), dtype=np.float32))
         words: Counter[str] = Counter()
         terms = []
@@ -377,6 +383,8 @@ class Index:
         on_disk = _read_manifest(self.path) if (self.path / MANIFEST).exists() else None
         if fresh:
             old_store = _open_store(self.path, on_disk) if on_disk and on_disk["store"]["kind"] != "embedded" else None
+        elif on_disk is None:
+            raise AnlamError(f"{self.path}: {MANIFEST} was removed while the index was open; build it again")
         elif on_disk["generation"] != self.manifest["generation"]:  # another process committed since we loaded
             self.store.close()
             self.manifest, self.store = on_disk, _open_store(self.path, on_disk)
@@ -471,7 +479,7 @@ class Index:
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         lexical: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode != "bm25" and queries:
-            vectors = self.embedder.encode([dense_query(q, self.letters) for q in queries], prompt="query")
+            vectors = self.embedder.encode([dense_query(q, self.letters) for q in queries], prompt_name="query")
             dense = self.store.search(vectors, depth, where)
         if mode != "dense":
             allowed = self.store.filter_ids(where) if where else None
@@ -528,16 +536,17 @@ def _model_path(path: str) -> str:
     return str(Path(path).resolve()) if Path(path).exists() else str(path)
 
 
-def _load_embedder(model, device: str | None, precision: str = "fp32"):
+def _load_embedder(model: EmbedderLike | PathLike | None, device: str | None, precision: str = "fp32") -> EmbedderLike:
     return _load_weights(model, device, precision)[0]
 
 
-def _load_weights(model, device: str | None, precision: str):
+def _load_weights(model: EmbedderLike | PathLike | None, device: str | None,
+                  precision: str) -> tuple[EmbedderLike, Weights]:
     """The embedder to use and which weights it runs (``anlam.export.fast.Weights``)."""
     from anlam.export.fast import resolve_weights, weights_of
 
     if model is not None and not isinstance(model, (str, Path)):
-        return model, weights_of(model)  # an Embedder (or anything with its encode/dim/path/prompt_text)
+        return model, weights_of(model)  # an Embedder or another EmbedderLike
     from anlam.models import Embedder
 
     weights = resolve_weights(model, precision, device)
@@ -586,10 +595,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     file = path / MANIFEST
     if not file.is_file():
         raise AnlamError(f"{path}: not an anlam index (no {MANIFEST})")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AnlamError(f"{file}: cannot read the manifest ({exc})") from None
+    manifest = read_json_file(file)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise AnlamError(f"{file}: not an {FORMAT} manifest")
     generation = manifest.get("generation")

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from anlam.errors import AnlamError
+from anlam.io import read_json_file
 from anlam.text import ascii_fold, tr_lower, tr_upper
 
 PathLike = Path | str
@@ -92,10 +93,7 @@ class Letters:
         path = Path(folder) / WORDS
         if not path.is_file():
             raise AnlamError(f"{path}: missing; the index is incomplete (rebuild it)")
-        try:
-            counts = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise AnlamError(f"{path}: cannot read the word counts ({exc})") from None
+        counts = read_json_file(path)
         if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
             raise AnlamError(f"{path}: not a JSON object of word counts")
         return cls(Counter(counts))

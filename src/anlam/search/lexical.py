@@ -95,7 +95,9 @@ class Lexical:
     def build(cls, items: Iterable[tuple[int, str]]) -> Lexical:
         """Index ``(passage id, space-separated terms)`` pairs, as stored next to each passage."""
         bm25s = _bm25s()
-        ids, corpus, vocab = [], [], {}
+        ids: list[int] = []
+        corpus: list[list[int]] = []
+        vocab: dict[str, int] = {}
         for pid, joined in items:
             ids.append(pid)
             # term ids straight away: each list holds references to one shared int per term, where
@@ -148,9 +150,6 @@ class Lexical:
         if allowed is not None:
             scores = np.where(np.isin(self.ids, allowed, assume_unique=True), scores, 0.0)
         return _top(scores, self.ids, k)
-
-    def info(self) -> dict:
-        return {"passages": int(len(self.ids)), "terms": len(self.bm25.vocab_dict) if self.bm25 is not None else 0}
 
 
 def _top(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -195,7 +195,7 @@ class EmbeddedStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.index.ntotal == 0:
             return [[] for _ in vectors]
-        selector = None
+        selector: Any = None  # faiss's bundled .pyi lacks classes and overloads it has at run time
         if where:
             allowed = self.filter_ids(where)
             if len(allowed) <= EXACT_SUBSET:
@@ -205,8 +205,8 @@ class EmbeddedStore:
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.dead))
         params = None
         if selector is not None:
-            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=self._config["ef_search"])
-                      if self.approximate else faiss.SearchParameters(sel=selector))
+            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=self._config["ef_search"])  # type: ignore[attr-defined]
+                      if self.approximate else faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
         with _threads(1 if len(vectors) < FEW_QUERIES else None):
             scores, ids = self.index.search(vectors, min(k, self.index.ntotal), params=params)
         return _pairs(scores, ids)
@@ -248,7 +248,7 @@ class EmbeddedStore:
         db.close()
         index = faiss.clone_index(self.index)
         if len(removed) and not self.approximate:  # HNSW keeps them as tombstones
-            index.remove_ids(removed)
+            index.remove_ids(removed)  # type: ignore[arg-type]  # the Python wrapper takes an id array
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
         index, config = _reshape(index, all_ids, dict(self._config))

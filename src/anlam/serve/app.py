@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from anlam.errors import AnlamError
-from anlam.models.embedder import _normalise, first_unknown_id
+from anlam.models.embedder import Embedder, first_unknown_id, normalise
 from anlam.serve import schemas
 from anlam.serve.batcher import MicroBatcher, QueueFull
 from anlam.text import nfc
@@ -140,7 +140,7 @@ class TokenCounter:
 class Service:
     """What the routes share: the model, its batcher, the optional index and paraphrase detector."""
 
-    def __init__(self, embedder, settings: ServeSettings, index=None, calibration=None) -> None:
+    def __init__(self, embedder: Embedder, settings: ServeSettings, index=None, calibration=None) -> None:
         self.embedder = embedder
         self.settings = settings
         self.index = index
@@ -148,7 +148,7 @@ class Service:
         self.created = int(time.time())
         self.count_tokens = TokenCounter.of(embedder.tokenizer)
         self.batcher = MicroBatcher(
-            partial(embedder.encode, prompt=None, batch_size=settings.encode_batch_size),
+            partial(embedder.encode, prompt="", batch_size=settings.encode_batch_size),  # texts come prompted
             max_batch_size=settings.max_batch_size, max_batch_tokens=settings.max_batch_tokens,
             max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size, batching=settings.batching)
         self._calibration = calibration
@@ -315,7 +315,7 @@ class Service:
                            f"{self.settings.max_chars} per text (--max-chars)", where, "input_too_long")
 
 
-def create_app(embedder, settings: ServeSettings | None = None, index=None, calibration=None) -> FastAPI:
+def create_app(embedder: Embedder, settings: ServeSettings | None = None, index=None, calibration=None) -> FastAPI:
     """The HTTP API over ``embedder`` (an ``anlam.models.Embedder``).
 
     Args:
@@ -388,15 +388,15 @@ def _routes(service: Service) -> APIRouter:
         items = request.input
         if isinstance(items, list) and items and not isinstance(items[0], str):  # token ids
             nested = isinstance(items[0], list)
-            ids = items if nested else [items]
+            ids = cast(list[list[int]], items if nested else [items])
             names = [f"input[{i}]" for i in range(len(ids))] if nested else ["input"]
             vectors, tokens = await service.embed_ids(ids, names, request.input_type, request.truncate)
         else:
-            texts = service.texts(items, "input")
+            texts = service.texts(cast(str | list[str], items), "input")
             vectors, tokens = await service.embed(texts, request.input_type, request.truncate,
                                                   [f"input[{i}]" for i in range(len(texts))])
         if dim is not None and dim < vectors.shape[1]:
-            vectors = _normalise(vectors[:, :dim])
+            vectors = normalise(vectors[:, :dim])
         if request.encoding_format == "base64":
             encoded = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
         else:
@@ -416,7 +416,7 @@ def _routes(service: Service) -> APIRouter:
             vectors, tokens = await service.embed(texts, request.input_type, request.truncate,
                                                   [f"texts[{i}]" for i in range(len(texts))])
             body["matrix"] = np.clip(vectors @ vectors.T, -1.0, 1.0)
-        else:
+        elif request.pairs is not None:
             pairs = service.pairs(request.pairs, "pairs")
             unique, names = _unique_texts(pairs)
             vectors, tokens = await service.embed(unique, request.input_type, request.truncate, names)
@@ -511,7 +511,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = [str(part) for part in first.get("loc", ()) if part != "body"]
         param = loc[0] + "".join(f"[{p}]" for p in loc[1:]) if loc else None
-        return error_response(422, f"{param}: {first['msg']}" if param else first["msg"], param, "invalid_value")
+        return error_response(422, f"{param}: {first['msg']}" if param else str(first["msg"]), param, "invalid_value")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -114,14 +114,18 @@ class MicroBatcher:
         """
         return await self._submit(_Job(self._future(), call=fn))
 
-    def _future(self) -> asyncio.Future:
+    @property
+    def _jobs(self) -> asyncio.Queue[_Job]:
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not awaited")
+        return self._queue
+
+    def _future(self) -> asyncio.Future:
         return asyncio.get_running_loop().create_future()
 
     async def _submit(self, job: _Job) -> Any:
         try:
-            self._queue.put_nowait(job)
+            self._jobs.put_nowait(job)
         except asyncio.QueueFull:
             raise QueueFull(f"{self.queue_size} requests already queued") from None
         return await job.future
@@ -132,7 +136,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         held: _Job | None = None  # a job that did not fit the previous batch: it opens the next one
         while True:
-            first = held or await self._queue.get()
+            first = held or await self._jobs.get()
             held = None
             batch = [first]
             if first.call is None and self.batching:
@@ -166,13 +170,13 @@ class MicroBatcher:
         batch, size, longest = [first], len(first.texts), first.longest
         while size < self.max_batch_size:
             try:
-                job = self._queue.get_nowait()
+                job = self._jobs.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 try:
-                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                    job = await asyncio.wait_for(self._jobs.get(), remaining)
                 except TimeoutError:
                     break
             grown, tall = size + len(job.texts), max(longest, job.longest)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 InputType = Literal["query", "passage", "none"]
-InputTypeField = Field(
+InputTypeField: Any = Field(  # Any: Field("query") is typed str, the fields it fills are Literal
     "query",
     description='Prompt the texts are embedded with: "query" for questions and short sentences, "passage" for '
                 'documents you index, "none" for no prompt. Models without prompts ignore it.',

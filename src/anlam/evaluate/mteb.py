@@ -22,7 +22,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mteb
 import pandas as pd
@@ -32,6 +32,7 @@ from mteb.abstasks.abstask import AbsTask
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.models import SentenceTransformerEncoderWrapper
+from mteb.types import EncodeKwargs
 
 from anlam.data import mltr_clustering, mltr_pairs, mltr_retrieval, stsb_tr
 from anlam.errors import AnlamError
@@ -42,13 +43,13 @@ logger = logging.getLogger(__name__)
 PathLike = Path | str
 SPLIT = "test"
 SYMMETRIC_TYPES = ("STS", "PairClassification", "Clustering")  # both sides are the same kind of text
+LocalTaskType = Literal["STS", "PairClassification", "Retrieval", "Clustering"]
+
+MAIN_SCORE: dict[LocalTaskType, str] = {"STS": "cosine_spearman", "PairClassification": "max_ap",
+                                        "Retrieval": "ndcg_at_10", "Clustering": "v_measure"}
 
 
-MAIN_SCORE = {"STS": "cosine_spearman", "PairClassification": "max_ap", "Retrieval": "ndcg_at_10",
-              "Clustering": "v_measure"}
-
-
-def local_metadata(name: str, task_type: str, description: str) -> TaskMetadata:
+def local_metadata(name: str, task_type: LocalTaskType, description: str) -> TaskMetadata:
     """mteb metadata for a Turkish text task whose data never comes from the hub."""
     return TaskMetadata(
         name=name, description=description, type=task_type, main_score=MAIN_SCORE[task_type],
@@ -63,6 +64,9 @@ class _LocalTask:
     mteb reads ``metadata`` from the class (it drops instance copies when unloading data), so a
     task is a subclass that sets ``metadata = local_metadata(...)`` and supplies its data.
     """
+
+    dataset: Any  # mteb's AbsTask declares and reads it
+    data_loaded: bool
 
     def _split(self) -> Any:
         raise NotImplementedError
@@ -227,7 +231,7 @@ def mteb_model(model: PathLike | None = None, device: str | None = None) -> Sent
 
     embedder = Embedder.from_pretrained(model, device=device)
     st = embedder.model
-    st.prompts = mteb_prompts(st.prompts)  # what mteb reads; this in-memory copy only
+    st.prompts = dict(mteb_prompts(st.prompts))  # what mteb reads; this in-memory copy only
     st.default_prompt_name = None
     logger.info("mteb prompts for %s: %s", embedder.path, st.prompts)
     with warnings.catch_warnings():  # mteb still calls a sentence-transformers method renamed in v6
@@ -238,8 +242,8 @@ def mteb_model(model: PathLike | None = None, device: str | None = None) -> Sent
     return wrapper
 
 
-def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | None = None, out: PathLike | None = None,
-             device: str | None = None, batch_size: int = 32,
+def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | None = None, *,
+             out: PathLike | None = None, device: str | None = None, batch_size: int = 32,
              show_progress: bool = False, overwrite: bool = False) -> dict[str, dict[str, float]]:
     """Evaluate a model folder on local mteb tasks offline; save mteb's result files under ``out``.
 
@@ -260,7 +264,7 @@ def run_mteb(model: PathLike | None = None, tasks: Sequence[str | AbsTask] | Non
     if out is not None:
         check_output_folder(out, MTEB_RESULTS, overwrite, [model])  # before minutes of work
     encoder = mteb_model(model, device)
-    encode_kwargs = {"batch_size": batch_size, "show_progress_bar": show_progress}
+    encode_kwargs: EncodeKwargs = {"batch_size": batch_size, "show_progress_bar": show_progress}
     # no cache during the run: mteb's default (~/.cache/mteb, "only-missing") would hand back an
     # earlier model's results under the same local name, and a failed run would leave files behind
     result = mteb.evaluate(encoder, chosen, cache=None, co2_tracker=False, encode_kwargs=encode_kwargs,

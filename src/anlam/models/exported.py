@@ -6,10 +6,10 @@ transformers below 5. ``ExportedTransformer`` is the small stand-in: it tokenise
 folder's own Pooling / Normalize (/ Dense) modules, so ``SentenceTransformer.encode`` and
 everything built on it (``Embedder``, search, the server) work unchanged.
 
-An exported folder holds ``anlam_export.json`` (the manifest), the graph, the tokenizer and
-the remaining sentence-transformers modules. The manifest names its files; a name that is not a
-plain file name inside the folder (``../x``, ``/etc/x``) is refused, so a manifest cannot make
-anlam read or write outside the folder.
+An exported folder holds ``anlam_export.json`` (the manifest, read by ``anlam.models.manifest``),
+the graph, the tokenizer and the remaining sentence-transformers modules. Its ``modules.json`` names
+this module's class (``MODULE_TYPE``); exports written before it moved here name
+``anlam.export.runtime.ExportedTransformer`` and load the same.
 
 Speed in a fresh process (``anlam encode``, ``anlam index build``): OpenVINO prepares its kernels
 the first time it meets an input shape, and a length-sorted ``encode`` meets a new sequence length
@@ -28,65 +28,31 @@ import inspect
 import json
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from sentence_transformers.base.modules.input_module import InputModule
 
 from anlam.errors import AnlamError
+from anlam.models.manifest import (
+    LEGACY_MODULE_TYPES,
+    MANIFEST,
+    MODULE_TYPE,
+    OPENVINO_CONFIG,
+    PAD_MULTIPLE,
+    read_manifest,
+)
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
 PathLike = Path | str
-MANIFEST = "anlam_export.json"
-MODULE_TYPE = "anlam.export.runtime.ExportedTransformer"
-
-
-PAD_MULTIPLE = 16  # OpenVINO batches are padded to a multiple of this many tokens: few shapes, little padding
-# f32 for what is not int8: on CPUs with AMX or AVX512-BF16 OpenVINO otherwise runs attention, softmax and
-# layer norm in bf16, which cost e5-small 0.03 STSb-TR Spearman and broke padded batches of exactly 32
-# tokens (OpenVINO 2026.4, measured on a Sapphire Rapids core)
-OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-
-
-def runtime_settings() -> dict:
-    """What decides an export's numbers besides its files; a quality verdict holds only for these."""
-    return {"openvino": OPENVINO_CONFIG, "pad_multiple": PAD_MULTIPLE}
-
-
-def read_manifest(folder: PathLike) -> dict | None:
-    """The folder's export manifest, or ``None`` for an ordinary model folder.
-
-    Raises:
-        AnlamError: the manifest is unreadable, or names a file that is not a plain name inside the folder.
-    """
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AnlamError(f"{path}: unreadable export manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise AnlamError(f"{path}: not an export manifest (expected a JSON object)")
-    extra = manifest.get("extra_files", [])
-    if not isinstance(extra, list):
-        raise AnlamError(f"{path}: extra_files must be a list of file names")
-    for field, name in [("file", manifest.get("file")), *(("extra_files", e) for e in extra)]:
-        if field == "file" and name is None:
-            continue
-        if not _plain_file_name(name):
-            raise AnlamError(f"{path}: {field} {name!r} is not a plain file name inside the folder; "
-                             "an export manifest may only name files next to it")
-    return manifest
-
-
-def _plain_file_name(name: object) -> bool:
-    """A single path component: no separators, not ``.``/``..``, not absolute, no drive or NUL."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
-            and "/" not in name and "\\" not in name and ":" not in name)
 
 
 def openvino_cache_dir() -> Path:
@@ -111,10 +77,11 @@ class ExportedTransformer(InputModule):
         from transformers import AutoTokenizer
 
         self.folder = Path(folder)
-        self.manifest = manifest or read_manifest(self.folder)
-        if not self.manifest or self.manifest.get("runtime") not in ("onnxruntime", "openvino"):
+        manifest = manifest or read_manifest(self.folder)
+        if not manifest or manifest.get("runtime") not in ("onnxruntime", "openvino"):
             raise AnlamError(f"{self.folder}: not an ONNX or OpenVINO export (no {MANIFEST})")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        self.manifest: dict[str, Any] = manifest
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(str(self.folder))
         self.max_seq_length = int(self.manifest["max_seq_length"])
         self.input_names: list[str] = list(self.manifest["inputs"])
         self.pads_to_buckets = self.manifest["runtime"] == "openvino"
@@ -124,7 +91,7 @@ class ExportedTransformer(InputModule):
         except Exception as exc:  # the runtimes raise their own exception types for a missing or broken graph
             raise AnlamError(f"{self.folder / self.manifest['file']}: cannot load ({exc})") from None
 
-    def _onnxruntime(self):
+    def _onnxruntime(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -134,7 +101,7 @@ class ExportedTransformer(InputModule):
                                        providers=["CPUExecutionProvider"])
         return lambda feeds: session.run(None, feeds)[0]
 
-    def _openvino(self):
+    def _openvino(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         import openvino as ov
 
         config = {**OPENVINO_CONFIG, "INFERENCE_NUM_THREADS": _threads()}
@@ -153,13 +120,13 @@ class ExportedTransformer(InputModule):
 
         return run
 
-    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
+    def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor | Any]:
         texts = [(prompt or "") + text for text in inputs]
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
                                  return_tensors="np")
         return {name: torch.from_numpy(array) for name, array in self._bucket(encoded).items()}
 
-    def _bucket(self, encoded) -> dict[str, np.ndarray]:
+    def _bucket(self, encoded: Any) -> dict[str, np.ndarray]:
         """The batch as int64 arrays, for OpenVINO padded to a multiple of ``PAD_MULTIPLE`` tokens (at most
         ``max_seq_length``): few distinct shapes."""
         width = encoded["input_ids"].shape[1]
@@ -176,7 +143,7 @@ class ExportedTransformer(InputModule):
             out[name] = array.astype(np.int64, copy=False)
         return out
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         feeds = {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names}
         features["token_embeddings"] = torch.from_numpy(self._run(feeds).astype(np.float32, copy=False))
         return features
@@ -187,7 +154,7 @@ class ExportedTransformer(InputModule):
     def get_word_embedding_dimension(self) -> int:
         return self.get_embedding_dimension()
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         import shutil
 
         out = Path(output_path)
@@ -196,11 +163,13 @@ class ExportedTransformer(InputModule):
         self.tokenizer.save_pretrained(str(out))
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> ExportedTransformer:
+    def load(  # type: ignore[override]  # the hub options Module.load names mean nothing for a local export
+        cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any
+    ) -> ExportedTransformer:
         return cls(Path(model_name_or_path) / subfolder)
 
 
-def load_exported(folder: PathLike):
+def load_exported(folder: PathLike) -> SentenceTransformer:
     """A ``SentenceTransformer`` running an exported folder on CPU.
 
     ONNX and OpenVINO folders are assembled here (their first module is anlam's, which
@@ -224,14 +193,14 @@ def load_exported(folder: PathLike):
         settings = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise AnlamError(f"{folder}: incomplete export ({exc})") from None
-    modules = []
+    modules: list[torch.nn.Module] = []
     for entry in entries:
-        if entry["type"] == MODULE_TYPE:
+        if entry["type"] in (MODULE_TYPE, *LEGACY_MODULE_TYPES):
             modules.append(ExportedTransformer(folder, manifest))
             continue
         if not entry["type"].startswith("sentence_transformers."):
             raise AnlamError(f"{folder}/modules.json: refusing to import module type {entry['type']!r}")
-        module_class = import_from_string(entry["type"])
+        module_class: Any = import_from_string(entry["type"])
         if len(inspect.signature(module_class.load).parameters) == 1:  # an old-style module: load(path)
             modules.append(module_class.load(str(folder / entry["path"])))
         else:
