@@ -543,3 +543,31 @@ def test_busy_port_is_a_clear_error(tiny_embedder):
         taken.listen()
         with pytest.raises(AnlamError, match="cannot listen on 127.0.0.1"):
             run_server(create_app(tiny_embedder), "127.0.0.1", taken.getsockname()[1])
+
+
+def test_connections_to_the_server_socket_send_without_delay():
+    """asyncio turns Nagle off only for sockets that say IPPROTO_TCP; with it on, every keep-alive
+    response (headers, then body) waited about 40 ms for the client's delayed ACK."""
+    import asyncio
+
+    from anlam.serve.app import listening_socket
+
+    async def accept_one() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listening_socket("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accept_one()) != 0
