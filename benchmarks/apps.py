@@ -335,12 +335,15 @@ def _name(path: str) -> str:
     return {"e5-small": "base"}.get(Path(path).name, Path(path).name)
 
 
+def table_head(title: str, names: list[str]) -> list[str]:
+    """A markdown section title and a table's header rows."""
+    return [f"\n### {title}\n", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+
+
 def intent_tables(rows: list[dict], models: list[str]) -> str:
     out = []
     for split in dict.fromkeys(r["split"] for r in rows):
-        out.append(f"\n### Intents, {split}: in-scope accuracy / out-of-scope rejected\n")
-        out.append("| set | method | rule | " + " | ".join(models) + " |")
-        out.append("|---|---|---|" + "---|" * len(models))
+        out += table_head(f"Intents, {split}: in-scope accuracy / out-of-scope rejected", ["set", "method", "rule", *models])
         keys = dict.fromkeys((r["set"], r["method"], r["rule"]) for r in rows if r["split"] == split)
         for key in keys:
             cells = []
@@ -357,9 +360,8 @@ def cluster_tables(rows: list[dict], models: list[str]) -> str:
     for split in dict.fromkeys(r["split"] for r in rows):
         sets = list(dict.fromkeys(r["set"] for r in rows if r["split"] == split))
         columns = [(s, k) for s in sets for k in ("given", "silhouette")]
-        out.append(f"\n### Clustering, {split}: V-measure (k given = the number of labels | k by silhouette, clusters found)\n")
-        out.append("| model | pipeline | " + " | ".join(f"{s}, k {k}" for s, k in columns) + " |")
-        out.append("|---|---|" + "---|" * len(columns))
+        out += table_head(f"Clustering, {split}: V-measure (k given = the number of labels | k by silhouette, clusters found)",
+                          ["model", "pipeline", *(f"{s}, k {k}" for s, k in columns)])
         for model in models:
             for pipeline in PIPELINES:
                 cells = []
@@ -381,9 +383,8 @@ def subset_tables(rows: list[dict], models: list[str]) -> str:
     for split in dict.fromkeys(r["split"] for r in rows):
         sets = list(dict.fromkeys(r["set"] for r in rows if r["split"] == split))
         n = rows[0]["subsets"]
-        out.append(f"\n### Clustering, {split}: V-measure with k given, mean ± sd over {n} random 80 % subsets\n")
-        out.append("| model | pipeline | " + " | ".join(sets) + " | mean |")
-        out.append("|---|---|" + "---|" * (len(sets) + 1))
+        out += table_head(f"Clustering, {split}: V-measure with k given, mean ± sd over {n} random 80 % subsets",
+                          ["model", "pipeline", *sets, "mean"])
         for model in models:
             for pipeline in SUBSET_PIPELINES:
                 found = {r["set"]: r for r in rows if (r["model"], r["split"], r["pipeline"]) == (model, split, pipeline)}
