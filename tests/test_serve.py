@@ -571,3 +571,19 @@ def test_connections_to_the_server_socket_send_without_delay():
             server.close()
 
     assert asyncio.run(accept_one()) != 0
+
+
+def test_cli_leaves_one_core_to_the_http_loop_for_an_exported_model(cli, monkeypatch, tiny_model_path):
+    import anlam.serve
+    from anlam.models import exported
+
+    monkeypatch.setattr(anlam.serve, "run_server", lambda app, **kw: None)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr(exported, "_runtime_threads", None)
+    assert cli("serve", "--model", tiny_model_path, "--no-paraphrase").returncode == 0
+    assert exported._threads() == 7  # the runtime of an export; a torch model keeps torch's own count
+    monkeypatch.setattr(exported, "_runtime_threads", None)
+    monkeypatch.setattr("torch.set_num_threads", lambda n: None)  # the session's torch keeps its count
+    monkeypatch.setattr("torch.get_num_threads", lambda: 3)
+    assert cli("serve", "--model", tiny_model_path, "--no-paraphrase", "--threads", "3").returncode == 0
+    assert exported._threads() == 3  # --threads sets torch's count, and the runtime follows it

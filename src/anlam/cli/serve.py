@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -37,7 +38,7 @@ def serve(
     model_name: Annotated[str | None, typer.Option(help="Model id reported by /v1/models (default: the folder's name).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
     precision: PrecisionOpt = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the model (default: one per core); 1 suits a shared machine or several servers per box.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the model (default: one per core for a torch model, one fewer for an int8 or exported one, which leaves a core to the HTTP loop); 1 suits a shared machine or several servers per box.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the model over HTTP: OpenAI-compatible /v1/embeddings, /v1/similarity, /v1/paraphrase, /v1/search."""
@@ -55,6 +56,14 @@ def serve(
         import torch
 
         torch.set_num_threads(threads)
+    else:
+        from anlam.models.exported import set_runtime_threads
+
+        # An int8 / exported model runs beside the HTTP loop on the same cores: one core fewer for the
+        # runtime measured better at every load on 2 cores (benchmarks/serve.py, docs/export.md:
+        # 223 against 218 req/s at 32 clients, 64 against 56 at one, half the CPU per request). A torch
+        # model keeps every core (one thread fewer cost it 16% at 32 clients).
+        set_runtime_threads(max(1, (os.cpu_count() or 1) - 1))
     opened = None
     if index is not None:
         from anlam.search import Index

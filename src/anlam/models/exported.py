@@ -62,9 +62,22 @@ def openvino_cache_dir() -> Path:
     return anlam_home() / "cache" / "openvino"
 
 
+_runtime_threads: int | None = None
+
+
+def set_runtime_threads(threads: int | None) -> None:
+    """Threads for the ONNX Runtime / OpenVINO models loaded after this call; ``None``: torch's count.
+
+    ``anlam serve`` leaves one core to its HTTP loop this way (see ``cli/serve.py``).
+    """
+    global _runtime_threads
+    _runtime_threads = threads
+
+
 def _threads() -> int:
-    """The runtimes' thread count: torch's (``anlam serve --threads`` sets it; default one per core)."""
-    return max(1, torch.get_num_threads())
+    """The runtimes' thread count: ``set_runtime_threads``'s, else torch's (``anlam serve --threads``
+    sets both; default one per core)."""
+    return max(1, _runtime_threads or torch.get_num_threads())
 
 
 class ExportedTransformer(InputModule):
