@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from anlam.cli import app
@@ -270,6 +271,27 @@ def test_openvino_batches_are_padded_to_few_shapes_without_changing_vectors(expo
     assert {onnx.preprocess([t], prompt="query: ")["input_ids"].shape[1] for t in TEXTS} == lengths
 
 
+def test_streams_run_batches_side_by_side_with_the_same_vectors(exported, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from anlam.models import exported as runtime
+
+    monkeypatch.setattr(runtime, "_runtime_streams", 1)  # restored after the test
+    monkeypatch.setattr(runtime, "_runtime_threads", None)
+    one = Embedder.from_pretrained(exported("openvino-int8"))
+    expected = [one.encode(TEXTS[i::2]) for i in range(2)]
+    runtime.set_runtime_threads(2, streams=2)
+    for fmt in ("openvino-int8", "onnx-int8"):
+        two = Embedder.from_pretrained(exported(fmt))
+        assert (one.parallel_batches, two.parallel_batches) == (1, 2)
+        with ThreadPoolExecutor(2) as pool:  # both threads tokenise and run at once, many times over
+            rounds = [pool.submit(two.encode, TEXTS[i % 2::2], batch_size=2) for i in range(12)]
+            results = [future.result(timeout=120) for future in rounds]
+        reference = expected if fmt == "openvino-int8" else [two.encode(TEXTS[i::2]) for i in range(2)]
+        for i, vectors in enumerate(results):
+            assert _cosines(vectors, reference[i % 2]).min() > 0.9999
+
+
 # -- the trust boundary: names in an export manifest --------------------------------------------
 
 
@@ -498,12 +520,19 @@ def test_cli_index_build_and_encode_default_to_int8(cli, fast, small, tmp_path, 
 def test_cli_serve_runs_the_int8_export_under_its_models_name(cli, fast, small, monkeypatch):
     import anlam.serve
 
+    from anlam.models import exported as runtime
+
     calls = {}
     monkeypatch.setattr(anlam.serve, "run_server", lambda app, **kw: calls.update(app=app, **kw))
     monkeypatch.delenv("ANLAM_PRECISION", raising=False)
-    for args, exported_weights in (((), True), (("--precision", "fp32"), False)):
-        result = cli("serve", "--model", small, "--no-paraphrase", *args)
+    monkeypatch.setattr(runtime, "_runtime_streams", 1)  # the command sets them; restored after the test
+    monkeypatch.setattr(runtime, "_runtime_threads", None)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the command's; not this test process's
+    for args, exported_weights, workers in (((), True, 2), (("--precision", "fp32"), False, 1),
+                                            (("--threads", "1"), True, 1), (("--workers", "3"), True, 3)):
+        result = cli("serve", "--model", small, "--no-paraphrase", "--threads", "2", *args)
         assert result.returncode == 0, result.stderr
         service = calls["app"].state.service
         assert (read_manifest(service.embedder.path) is not None) == exported_weights
+        assert service.batcher.workers == workers  # int8: a batch per thread unless told; torch: one
         assert service.model_id == Path(small).name

@@ -487,7 +487,48 @@ def test_batcher_respects_size_and_token_budget():
     assert searched == "searched" and e.ravel().tolist() == [0.5, 1.5]
 
 
+def test_two_workers_share_a_batch_run_side_by_side_and_calls_run_alone():
+    running: list[int] = []  # how many encodes run at this moment, sampled by each call
+    seen: list[list[str]] = []
+    lock, both, hold = threading.Lock(), threading.Barrier(2, timeout=10), threading.Event()
+
+    def encode(texts):
+        with lock:
+            seen.append(list(texts))
+        if len(seen) <= 2:
+            both.wait()  # the first two batches must be on the model threads together
+        hold.wait(10)
+        return np.array([[float(t[-1])] for t in texts], dtype=np.float32)
+
+    def search():
+        running.append(len(seen))
+        return "aranan"
+
+    async def main():
+        batcher = MicroBatcher(encode, max_wait_ms=50, workers=2)
+        await batcher.start()
+        try:
+            # queued together: one batch, shared between the two idle workers, shortest requests together
+            jobs = [asyncio.create_task(batcher.embed(t, n)) for t, n in (
+                (["uzun1"], [30]), (["kisa2"], [3]), (["uzun3"], [28]), (["kisa4"], [4]))]
+            await asyncio.sleep(0.2)
+            call = asyncio.create_task(batcher.call(search))  # waits for both batches
+            later = asyncio.create_task(batcher.embed(["sonra5"], [2]))  # and this waits for the call
+            await asyncio.sleep(0.1)
+            assert not call.done()
+            hold.set()
+            return await asyncio.gather(*jobs), await call, await later
+        finally:
+            await batcher.stop()
+
+    vectors, searched, later = asyncio.run(main())
+    assert sorted(map(sorted, seen[:2])) == [["kisa2", "kisa4"], ["uzun1", "uzun3"]]
+    assert [v.ravel().tolist() for v in vectors] == [[1.0], [2.0], [3.0], [4.0]]  # each request its own row
+    assert searched == "aranan" and running == [2] and seen[2] == ["sonra5"] and later.ravel().tolist() == [5.0]
+
+
 def test_model_failure_reaches_every_waiting_request():
+
     def encode(texts):
         raise RuntimeError("model exploded")
 
@@ -573,17 +614,17 @@ def test_connections_to_the_server_socket_send_without_delay():
     assert asyncio.run(accept_one()) != 0
 
 
-def test_cli_leaves_one_core_to_the_http_loop_for_an_exported_model(cli, monkeypatch, tiny_model_path):
+def test_cli_gives_an_exported_model_a_stream_per_thread(cli, monkeypatch, tiny_model_path):
     import anlam.serve
     from anlam.models import exported
 
+    torch_threads: list[int] = []
     monkeypatch.setattr(anlam.serve, "run_server", lambda app, **kw: None)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("torch.set_num_threads", torch_threads.append)  # the session's torch keeps its count
     monkeypatch.setattr(exported, "_runtime_threads", None)
-    assert cli("serve", "--model", tiny_model_path, "--no-paraphrase").returncode == 0
-    assert exported._threads() == 7  # the runtime of an export; a torch model keeps torch's own count
-    monkeypatch.setattr(exported, "_runtime_threads", None)
-    monkeypatch.setattr("torch.set_num_threads", lambda n: None)  # the session's torch keeps its count
-    monkeypatch.setattr("torch.get_num_threads", lambda: 3)
-    assert cli("serve", "--model", tiny_model_path, "--no-paraphrase", "--threads", "3").returncode == 0
-    assert exported._threads() == 3  # --threads sets torch's count, and the runtime follows it
+    monkeypatch.setattr(exported, "_runtime_streams", 1)
+    for args, threads, streams in (((), 8, 8), (("--threads", "3"), 3, 3), (("--threads", "4", "--workers", "2"), 4, 2)):
+        assert cli("serve", "--model", tiny_model_path, "--no-paraphrase", *args).returncode == 0
+        # the runtime of an export loaded now; torch's count is the same
+        assert (exported._threads(), exported._runtime_streams, torch_threads[-1]) == (threads, streams, threads)

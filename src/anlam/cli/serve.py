@@ -38,7 +38,8 @@ def serve(
     model_name: Annotated[str | None, typer.Option(help="Model id reported by /v1/models (default: the folder's name).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
     precision: PrecisionOpt = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the model (default: one per core for a torch model, one fewer for an int8 or exported one, which leaves a core to the HTTP loop); 1 suits a shared machine or several servers per box.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the model (default: one per core); 1 suits a shared machine or several servers per box.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Batches an int8 or exported model runs at once, sharing --threads (default: one per thread); a torch model runs one at a time.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the model over HTTP: OpenAI-compatible /v1/embeddings, /v1/similarity, /v1/paraphrase, /v1/search."""
@@ -52,18 +53,17 @@ def serve(
         api_key=api_key, cors_origins=cors_origin or (), model_name=model_name, truncate=truncate,
         paraphrase=paraphrase)
     settings.check()
-    if threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(threads)
-    else:
-        from anlam.models.exported import set_runtime_threads
+    from anlam.models.exported import set_runtime_threads
 
-        # An int8 / exported model runs beside the HTTP loop on the same cores: one core fewer for the
-        # runtime measured better at every load on 2 cores (benchmarks/serve.py, docs/export.md:
-        # 223 against 218 req/s at 32 clients, 64 against 56 at one, half the CPU per request). A torch
-        # model keeps every core (one thread fewer cost it 16% at 32 clients).
-        set_runtime_threads(max(1, (os.cpu_count() or 1) - 1))
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    # An exported model runs one batch per stream, one thread each by default: on 2 cores, two
+    # batches side by side went from 242 to 417 requests/s at 32 clients (int8, benchmarks/serve.py,
+    # docs/export.md); the batcher shares a batch between idle streams. A torch model runs one
+    # batch at a time on every core (two at once, one thread each, measured slower).
+    set_runtime_threads(max(threads, workers or 1), streams=workers or threads)
     opened = None
     if index is not None:
         from anlam.search import Index
@@ -92,4 +92,6 @@ def serve(
         from anlam.models.base import anlam_home
 
         calibration = stored_calibration(resolve_model_path(source), anlam_home() / "calibrations")
+    if workers and workers > 1 and embedder.parallel_batches == 1:
+        logger.warning("--workers %d: %s is a torch model, which runs one batch at a time", workers, source)
     run_server(create_app(embedder, settings, opened, calibration), host=host, port=port, access_log=access_log)

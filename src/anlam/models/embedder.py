@@ -26,6 +26,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -338,7 +339,9 @@ class Embedder:
         return self._token_counts(texts, self._resolve(prompt_name, prompt)[0])
 
     def _token_counts(self, texts: Sequence[str], prefix: str) -> list[int]:
-        encoded = self.tokenizer([prefix + nfc(t) for t in texts], add_special_tokens=True, truncation=False)
+        # an exported model may encode on several threads at once (anlam serve): tokenise under its lock
+        with getattr(self.model[0], "tokenizer_lock", nullcontext()):
+            encoded = self.tokenizer([prefix + nfc(t) for t in texts], add_special_tokens=True, truncation=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def _token_counts_near_limit(self, texts: Sequence[str], prefix: str) -> list[int]:
@@ -360,6 +363,12 @@ class Embedder:
         for i, n in zip(maybe, self._token_counts([texts[i] for i in maybe], prefix) if maybe else []):
             counts[i] = n
         return counts
+
+    @property
+    def parallel_batches(self) -> int:
+        """How many ``encode`` calls may run at once: an exported model's streams (``anlam serve``
+        sets them), else 1 (a torch model's tokenizer and thread pool are not shared safely)."""
+        return int(getattr(self.model[0], "streams", 1))
 
     @property
     def vocab_size(self) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,15 +64,18 @@ def openvino_cache_dir() -> Path:
 
 
 _runtime_threads: int | None = None
+_runtime_streams = 1
 
 
-def set_runtime_threads(threads: int | None) -> None:
-    """Threads for the ONNX Runtime / OpenVINO models loaded after this call; ``None``: torch's count.
+def set_runtime_threads(threads: int | None, streams: int = 1) -> None:
+    """Threads, and streams (forward passes that may run at once), for the ONNX Runtime / OpenVINO
+    models loaded after this call; ``threads=None``: torch's count.
 
-    ``anlam serve`` leaves one core to its HTTP loop this way (see ``cli/serve.py``).
+    ``anlam serve`` runs one OpenVINO stream per core this way, so two batches run side by side
+    (see ``cli/serve.py``). Streams change how passes are scheduled, never the numbers they give.
     """
-    global _runtime_threads
-    _runtime_threads = threads
+    global _runtime_threads, _runtime_streams
+    _runtime_threads, _runtime_streams = threads, max(1, streams)
 
 
 def _threads() -> int:
@@ -98,7 +102,10 @@ class ExportedTransformer(InputModule):
         self.max_seq_length = int(self.manifest["max_seq_length"])
         self.input_names: list[str] = list(self.manifest["inputs"])
         self.pads_to_buckets = self.manifest["runtime"] == "openvino"
-        self._lock = threading.Lock()
+        # a Hugging Face fast tokenizer raises "Already borrowed" when two threads use it while one
+        # changes its truncation settings; held by everything that tokenises with it (Embedder too)
+        self.tokenizer_lock = threading.Lock()
+        self.streams = _runtime_streams  # forward passes that may run at once (one infer request each)
         try:
             self._run = self._onnxruntime() if self.manifest["runtime"] == "onnxruntime" else self._openvino()
         except Exception as exc:  # the runtimes raise their own exception types for a missing or broken graph
@@ -108,7 +115,7 @@ class ExportedTransformer(InputModule):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
+        options.intra_op_num_threads = max(1, _threads() // self.streams)  # run() is safe across threads
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(self.folder / self.manifest["file"]), options,
                                        providers=["CPUExecutionProvider"])
@@ -117,7 +124,9 @@ class ExportedTransformer(InputModule):
     def _openvino(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         import openvino as ov
 
-        config = {**OPENVINO_CONFIG, "INFERENCE_NUM_THREADS": _threads()}
+        config: dict[str, Any] = {**OPENVINO_CONFIG, "INFERENCE_NUM_THREADS": _threads()}
+        if self.streams > 1:  # several passes at once, a stream (and an infer request) each
+            config = {**config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
         cache = openvino_cache_dir()
         try:
             cache.mkdir(parents=True, exist_ok=True)
@@ -125,18 +134,24 @@ class ExportedTransformer(InputModule):
         except OSError as exc:  # a read-only home: compile every time, as before
             logger.info("no OpenVINO model cache (%s)", exc.strerror or exc)
         compiled = ov.Core().compile_model(str(self.folder / self.manifest["file"]), "CPU", config)
-        request = compiled.create_infer_request()
+        idle: queue.SimpleQueue = queue.SimpleQueue()  # one request per stream; a caller waits for a free one
+        for _ in range(self.streams):
+            idle.put(compiled.create_infer_request())
 
         def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-            with self._lock:  # one infer request, and a server may call from several threads
+            request = idle.get()
+            try:
                 return np.array(request.infer(feeds)[0], copy=True)
+            finally:
+                idle.put(request)
 
         return run
 
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor | Any]:
         texts = [(prompt or "") + text for text in inputs]
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
-                                 return_tensors="np")
+        with self.tokenizer_lock:
+            encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
+                                     return_tensors="np")
         return {name: torch.from_numpy(array) for name, array in self._bucket(encoded).items()}
 
     def _bucket(self, encoded: Any) -> dict[str, np.ndarray]:

@@ -151,7 +151,8 @@ class Service:
         self.batcher = MicroBatcher(
             partial(embedder.encode, prompt="", batch_size=settings.encode_batch_size),  # texts come prompted
             max_batch_size=settings.max_batch_size, max_batch_tokens=settings.max_batch_tokens,
-            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size, batching=settings.batching)
+            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size, batching=settings.batching,
+            workers=embedder.parallel_batches)
         self._calibration = calibration
         self._no_calibration = "start-up has not calibrated yet"  # why /v1/paraphrase answers 503
         # read now, before the model thread uses the tokenizer (it is not safe across threads)
