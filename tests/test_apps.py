@@ -350,13 +350,15 @@ def test_bundled_intent_samples_are_well_formed():
     assert 40 <= len(texts) <= 60 and "unknown" in labels and set(labels) - {"unknown"} == set(intents)
     examples = {e for v in intents.values() for e in v}
     assert not examples & set(texts)  # evaluation texts are written differently from the examples
-    helpdesk = load_intents(SAMPLES / "helpdesk_intents.yaml")
-    texts, labels = load_intent_eval(SAMPLES / "helpdesk_eval.csv", list(helpdesk))
-    assert set(labels) - {"unknown"} == set(helpdesk) and not {e for v in helpdesk.values() for e in v} & set(texts)
     from anlam.apps.intent import out_of_scope_texts
 
     reference = out_of_scope_texts()
-    assert len(reference) == len(set(reference)) == 300 and not set(reference) & set(texts)
+    assert len(reference) == len(set(reference)) == 300
+    for name in ("helpdesk", "telecom"):  # everyday Turkish: 8 intents, 40 requests and 8 off-topic ones
+        everyday = load_intents(SAMPLES / f"{name}_intents.yaml")
+        texts, labels = load_intent_eval(SAMPLES / f"{name}_eval.csv", list(everyday))
+        assert len(everyday) == 8 and set(labels) - {"unknown"} == set(everyday) and labels.count("unknown") == 8
+        assert not {e for v in everyday.values() for e in v} & set(texts) and not set(reference) & set(texts)
 
 
 def test_load_intent_eval_names_row_of_unknown_intent(tmp_path):
@@ -454,6 +456,42 @@ def test_auto_threshold_answers_in_scope_and_abstains_on_everyday_turkish():
         IntentMatcher(embedder, HELPDESK, threshold="yüksek")
     with pytest.raises(AnlamError, match="at least 2 out-of-scope texts"):
         IntentMatcher(embedder, HELPDESK, out_of_scope=EVERYDAY[:1])
+
+
+def test_auto_threshold_never_turns_away_what_the_examples_themselves_ask():
+    # An everyday domain: each example is a different everyday sentence about its intent (axes 4-7
+    # apart), and two sentences of the reference are about shopping, near the intents; a threshold
+    # placed on the reference alone is above what a held-out example scores.
+    rng = np.random.default_rng(0)
+    general = EVERYDAY[:10]
+    vectors = {t: _w((2, 1.0), *zip((3, 4, 6, 7), 0.5 * rng.normal(size=4))) for t in general}
+    vectors |= {"Dün kargocu kapıya kadar geldi.": _w((0, 1.0), (2, 1.0), (5, 0.3)),
+                "Aldığım kazağı kardeşime verdim.": _w((1, 1.0), (2, 1.0), (6, 0.3))}
+    intents = {"kargo": ["Kargom nerede?", "Paketim hâlâ gelmedi.", "Kurye adresi bulamamış.", "Teslimat gecikti."],
+               "iade": ["Ürünü iade edeceğim.", "Param ne zaman yatar?", "Beden olmadı, geri yolluyorum.",
+                        "Kusurlu ürün geldi."]}
+    for axis, name in enumerate(intents):
+        vectors |= {t: _w((axis, 1.0), (2, 1.0), (4 + i, 0.9)) for i, t in enumerate(intents[name])}
+    asked, elsewhere = "Siparişim kaç gündür yolda?", "Bu akşam maç kaçta başlıyor?"
+    vectors |= {asked: _w((0, 1.0), (2, 1.0), (7, 0.9)), elsewhere: _w((2, 1.0), (6, 0.5), (7, 0.5))}
+    matcher = IntentMatcher(FakeEmbedder(vectors), intents, out_of_scope=[*general, *list(vectors)[10:12]])
+    reference = matcher._scores(matcher._reference).max(axis=1) - matcher._out_of_scope(matcher._reference, held_out=True)
+    held_out = matcher._held_out_examples_best() - matcher._out_of_scope(matcher._examples)
+    assert matcher._reference_threshold() == pytest.approx(np.quantile(reference, 0.95))
+    assert matcher.threshold == pytest.approx(np.quantile(held_out, 0.05))
+    assert matcher.threshold < matcher._reference_threshold() - 0.1  # lowered: the examples decide here
+    asked_match, elsewhere_match = matcher.match([asked, elsewhere])
+    assert asked_match.score - asked_match.out_of_scope < matcher._reference_threshold()  # the reference alone: unknown
+    assert (asked_match.intent, elsewhere_match.intent) == ("kargo", "unknown")
+    centroid = IntentMatcher(FakeEmbedder(vectors), intents, method="centroid", out_of_scope=[*general, *list(vectors)[10:12]])
+    assert [m.intent for m in centroid.match([asked, elsewhere])] == ["kargo", "unknown"]
+
+
+def _w(*parts: tuple[int, float]) -> np.ndarray:
+    x = np.zeros(8)
+    for axis, weight in parts:
+        x[axis] += weight
+    return x / np.linalg.norm(x)
 
 
 def test_unknown_examples_in_the_intents_file_claim_texts_like_them(tmp_path):

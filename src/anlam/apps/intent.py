@@ -16,7 +16,10 @@ other). So each text is also compared with its ``NEIGHBOURS`` nearest texts of a
 reference (300 everyday Turkish sentences shipped in ``anlam/samples/out_of_scope_tr.txt``),
 and it is "unknown" when its best intent score exceeds that by less than the threshold. The
 automatic threshold is placed so that ``REJECT`` (95 %) of the reference texts, each held out
-in turn and scored as a question would be, are rejected.
+in turn and scored as a question would be, are rejected, but never so high that it would reject
+more than ``1 - KEEP`` (5 %) of the intents' own examples, each held out from its intent: where the
+intents are everyday Turkish themselves (a shop's helpdesk), the reference sits close to them, and
+a threshold placed on it alone turned away requests the intents answer.
 
 An intents file may also list out-of-scope examples under "unknown": they are scored like an
 intent, and a text closer to them than to every intent is "unknown" whatever the threshold.
@@ -46,6 +49,7 @@ METHODS = ("centroid", "knn")
 AUTO, NONE = "auto", "none"
 NEIGHBOURS = 10  # out-of-scope texts a text is compared with (mean cosine of the nearest)
 REJECT = 0.95  # share of held-out out-of-scope reference texts the automatic threshold rejects
+KEEP = 0.95  # share of held-out intent examples it must still answer (it is lowered if need be)
 
 
 def load_intents(path: PathLike) -> dict[str, list[str]]:
@@ -236,6 +240,10 @@ class IntentMatcher:
         return np.sort(sims, axis=1)[:, -n:].mean(axis=1)
 
     def _auto_threshold(self) -> float:
+        """The lower of ``_reference_threshold`` and ``_examples_threshold``."""
+        return min(self._reference_threshold(), self._examples_threshold())
+
+    def _reference_threshold(self) -> float:
         """The ``REJECT`` quantile of (best score - out-of-scope score) over the held-out reference.
 
         The reference stands in for what users ask that the intents do not cover: each of its
@@ -244,6 +252,36 @@ class IntentMatcher:
         best = self._scores(self._reference)[:, :len(self.names)].max(axis=1)
         excess = best - self._out_of_scope(self._reference, held_out=True)
         return float(np.quantile(excess, REJECT))
+
+    def _examples_threshold(self) -> float:
+        """The ``1 - KEEP`` quantile of the same over the intents' examples, each held out from its
+        intent: the examples are what the intents do cover."""
+        inside = self._examples[self._owner < len(self.names)]
+        return float(np.quantile(self._held_out_examples_best() - self._out_of_scope(inside), 1 - KEEP))
+
+    def _held_out_examples_best(self) -> np.ndarray:
+        """Each intent example's best intent score with itself left out of its own intent
+        (an intent's only example scores against the other intents alone)."""
+        own = self._owner[self._owner < len(self.names)]
+        vectors = self._examples[: len(own)]  # the intents' examples come first, "unknown" last
+        scores = np.full((len(own), len(self.names)), -np.inf, dtype=np.float32)
+        for j in range(len(self.names)):
+            members = vectors[own == j]
+            if self.method == "centroid":
+                total = members.sum(axis=0)
+                scores[:, j] = vectors @ (total / max(float(np.linalg.norm(total)), 1e-12))
+                rest = total - members  # each member's own intent without it
+                norms = np.linalg.norm(rest, axis=1)
+                scores[own == j, j] = np.where(norms > 1e-12, (members * rest).sum(axis=1) / np.maximum(norms, 1e-12),
+                                               -np.inf)
+            else:
+                sims = vectors @ members.T
+                sims[own == j] = np.where(np.eye(len(members), dtype=bool), -np.inf, sims[own == j])
+                top = np.sort(sims, axis=1)[:, -self.k:]
+                kept = np.isfinite(top)
+                scores[:, j] = np.where(kept.any(axis=1),
+                                        np.where(kept, top, 0).sum(axis=1) / np.maximum(kept.sum(axis=1), 1), -np.inf)
+        return scores.max(axis=1)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Every intent's score for every text, ``(len(texts), len(names))``."""
