@@ -527,7 +527,9 @@ def test_cli_serve_runs_the_int8_export_under_its_models_name(cli, fast, small, 
     monkeypatch.delenv("ANLAM_PRECISION", raising=False)
     monkeypatch.setattr(runtime, "_runtime_streams", 1)  # the command sets them; restored after the test
     monkeypatch.setattr(runtime, "_runtime_threads", None)
-    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the command's; not this test process's
+    threads = [torch.get_num_threads()]  # the command's count, not this test process's
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads[-1])
     for args, exported_weights, workers in (((), True, 2), (("--precision", "fp32"), False, 1),
                                             (("--threads", "1"), True, 1), (("--workers", "3"), True, 3)):
         result = cli("serve", "--model", small, "--no-paraphrase", "--threads", "2", *args)

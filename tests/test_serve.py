@@ -618,10 +618,10 @@ def test_cli_gives_an_exported_model_a_stream_per_thread(cli, monkeypatch, tiny_
     import anlam.serve
     from anlam.models import exported
 
-    torch_threads: list[int] = []
+    torch_threads = [8]  # torch's own default here: one per physical core
     monkeypatch.setattr(anlam.serve, "run_server", lambda app, **kw: None)
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
     monkeypatch.setattr("torch.set_num_threads", torch_threads.append)  # the session's torch keeps its count
+    monkeypatch.setattr("torch.get_num_threads", lambda: torch_threads[-1])
     monkeypatch.setattr(exported, "_runtime_threads", None)
     monkeypatch.setattr(exported, "_runtime_streams", 1)
     for args, threads, streams in (((), 8, 8), (("--threads", "3"), 3, 3), (("--threads", "4", "--workers", "2"), 4, 2)):

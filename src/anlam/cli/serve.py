@@ -57,8 +57,9 @@ def serve(
 
     from anlam.models.exported import set_runtime_threads
 
-    threads = threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()  # torch's default: one per physical core
     # An exported model runs one batch per stream, one thread each by default: on 2 cores, two
     # batches side by side went from 242 to 417 requests/s at 32 clients (int8, benchmarks/serve.py,
     # docs/export.md); the batcher shares a batch between idle streams. A torch model runs one
